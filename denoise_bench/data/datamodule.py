@@ -1,0 +1,230 @@
+"""The LightningDataModule shared by every method.
+
+- training: random crops (albumentations: crop, optional flips / rot90 per dataset) with fresh noise
+  each time an image is drawn; ``unpaired=True`` drops the clean image from the batch, so a method
+  trained that way can never see a clean target;
+- validation / test: full images (or a fixed centre crop / resize), the noisy image seeded per
+  (seed, image id, sigma) so every method sees the same input; batches group images of one size.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from denoise_bench.data.items import ImageItem, image_size, read_image
+from denoise_bench.data.noise import NoiseSpec, apply_awgn, seeded_noisy
+from denoise_bench.data.sources import list_items
+from denoise_bench.errors import DataError
+
+
+def _to_tensor(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float()
+
+
+def center_crop(img: np.ndarray, size: int, where: str) -> np.ndarray:
+    h, w = img.shape[:2]
+    if h < size or w < size:
+        raise DataError(f"{where}: image is {h}x{w}, smaller than the crop {size}x{size} (data.test_crop)")
+    top, left = (h - size) // 2, (w - size) // 2
+    return img[top : top + size, left : left + size]
+
+
+def resize(img: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    out = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+    return out[:, :, None] if out.ndim == 2 else out
+
+
+class EvalImages(Dataset):
+    """Validation / test images with their seeded noisy versions, decoded once and kept in memory."""
+
+    def __init__(self, items: list[ImageItem], channels: int | None, spec: NoiseSpec, crop=None, size=None):
+        self.samples = []
+        for item in items:
+            clean = read_image(item.clean, channels)
+            noisy = read_image(item.noisy, channels) if item.noisy is not None else None
+            if noisy is not None and noisy.shape != clean.shape:
+                raise DataError(f"{item.noisy.path}: noisy image {noisy.shape} does not match clean {clean.shape}")
+            if crop:
+                clean = center_crop(clean, int(crop), item.clean.path)
+                noisy = center_crop(noisy, int(crop), item.noisy.path) if noisy is not None else None
+            if size:
+                clean = resize(clean, int(size))
+                noisy = resize(noisy, int(size)) if noisy is not None else None
+            clean_t = _to_tensor(clean)
+            if noisy is not None:  # real noise: the noisy image comes from the dataset
+                noisy_t, sigma = _to_tensor(noisy), float("nan")
+            else:
+                noisy_t, sigma = seeded_noisy(clean_t, item.id, spec)
+            self.samples.append({"id": item.id, "clean": clean_t, "noisy": noisy_t, "sigma": torch.tensor(sigma)})
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.samples[i]
+
+    def shape(self, i: int) -> tuple:
+        return tuple(self.samples[i]["clean"].shape)
+
+
+class SameShapeBatches(Sampler):
+    """Batches of up to ``batch_size`` images that share one shape, in dataset order."""
+
+    def __init__(self, dataset: EvalImages, batch_size: int):
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        for i in range(len(dataset)):
+            groups[dataset.shape(i)].append(i)
+        self.batches = [idx[k : k + batch_size] for idx in groups.values() for k in range(0, len(idx), batch_size)]
+        self.batches.sort(key=lambda b: b[0])
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def collate(samples: list[dict]) -> dict:
+    out = {k: torch.stack([s[k] for s in samples]) for k in samples[0] if k != "id"}
+    out["id"] = [s["id"] for s in samples]
+    return out
+
+
+class TrainPatches(Dataset):
+    """Random training crops with augmentation; noise is drawn fresh at every access."""
+
+    def __init__(self, items, channels, spec: NoiseSpec, patch: int, flips: bool, rot90: bool,
+                 length: int, unpaired: bool = False, cache_max: int = 2000):
+        import albumentations as A
+
+        if not items:
+            raise DataError("the training split is empty")
+        self.items, self.channels, self.spec, self.patch = items, channels, spec, int(patch)
+        self.length, self.unpaired = int(length), unpaired
+        self.cache: dict[int, tuple] | None = {} if len(items) <= cache_max else None
+        ops = [A.RandomCrop(self.patch, self.patch)]
+        if flips:
+            ops += [A.HorizontalFlip(p=0.5)]
+        if rot90:
+            ops += [A.RandomRotate90(p=1.0)]
+        self.transform = A.Compose(ops, additional_targets={"noisy": "image"})
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _load(self, k: int):
+        if self.cache is not None and k in self.cache:
+            return self.cache[k]
+        item = self.items[k]
+        clean = read_image(item.clean, self.channels)
+        noisy = read_image(item.noisy, self.channels) if item.noisy is not None else None
+        h, w = clean.shape[:2]
+        if h < self.patch or w < self.patch:
+            raise DataError(f"{item.clean.path}: image is {h}x{w}, smaller than the training crop {self.patch} (data.patch_size)")
+        if self.cache is not None:
+            self.cache[k] = (clean, noisy)
+        return clean, noisy
+
+    def __getitem__(self, i: int) -> dict:
+        clean, noisy = self._load(i % len(self.items))
+        if noisy is not None:
+            out = self.transform(image=clean, noisy=noisy)
+            clean_t, noisy_t = _to_tensor(out["image"]), _to_tensor(out["noisy"])
+            sigma = torch.tensor(float("nan"))
+        else:
+            clean_t = _to_tensor(self.transform(image=clean)["image"])
+            s = torch.rand(()) * self.spec.blind_max if self.spec.is_blind else torch.tensor(float(self.spec.sigma))
+            noisy_t = apply_awgn(clean_t, s, torch.randn_like(clean_t), self.spec.clip, self.spec.quantize)
+            sigma = s.float()
+        sample = {"noisy": noisy_t, "sigma": sigma}
+        if not self.unpaired:
+            sample["clean"] = clean_t
+        return sample
+
+
+class DenoisingDataModule(L.LightningDataModule):
+    """Train / val / test loaders for one dataset config and one noise spec."""
+
+    def __init__(self, data_cfg, spec: NoiseSpec, train_steps: int = 0, unpaired: bool = False,
+                 train_spec: NoiseSpec | None = None):
+        super().__init__()
+        self.cfg, self.spec = data_cfg, spec
+        self.train_spec = train_spec or spec  # e.g. a blind model (DnCNN-B) tested at one sigma
+        self.train_steps, self.unpaired = int(train_steps), unpaired
+        self.channels = data_cfg.get("channels")
+        self._test = self._val = self._train = None
+
+    # -- splits ---------------------------------------------------------------------------------
+    def items(self, split: str) -> list[ImageItem]:
+        return list_items(self.cfg, split)
+
+    def _eval_images(self, split: str) -> EvalImages:
+        items = self.items(split)
+        if not items and split == "test":
+            raise DataError(f"data={self.cfg.get('name')}: the test split has no images")
+        if self.channels is None and items:  # as stored: decided by the first image
+            self.channels = read_image(items[0].clean).shape[2]
+        return EvalImages(items, self.channels, self.spec, self.cfg.get("test_crop"), self.cfg.get("test_size"))
+
+    def test_set(self) -> EvalImages:
+        if self._test is None:
+            self._test = self._eval_images("test")
+        return self._test
+
+    def val_set(self) -> EvalImages:
+        if self._val is None:  # validation sees the training noise (a blind model: blind val noise)
+            spec, self.spec = self.spec, self.train_spec
+            try:
+                self._val = self._eval_images("val")
+            finally:
+                self.spec = spec
+        return self._val
+
+    def train_set(self) -> TrainPatches:
+        if self._train is None:
+            items = self.items("train")
+            if self.channels is None and items:
+                self.channels = read_image(items[0].clean).shape[2]
+            patch = int(self.cfg.patch_size)
+            for item in items[:32]:  # cheap early check; every image is checked when drawn
+                h, w = image_size(item.clean)
+                if h < patch or w < patch:
+                    raise DataError(f"{item.clean.path}: image is {h}x{w}, smaller than the training crop {patch} (data.patch_size)")
+            spec = self.train_spec
+            if spec.is_real and not any(i.noisy for i in items[:1]):
+                raise DataError("sigma=real needs a paired training set (noisy images on disk)")
+            length = max(self.train_steps, 1) * int(self.cfg.batch_size)
+            self._train = TrainPatches(items, self.channels, spec, patch, bool(self.cfg.get("flips", False)),
+                                       bool(self.cfg.get("rot90", False)), length, self.unpaired,
+                                       int(self.cfg.get("cache_max_images", 2000)))
+        return self._train
+
+    # -- loaders --------------------------------------------------------------------------------
+    def _loader_kwargs(self) -> dict:
+        n = int(self.cfg.get("num_workers", 0))
+        return {"num_workers": n, "persistent_workers": n > 0}
+
+    def train_dataloader(self):
+        return DataLoader(self.train_set(), batch_size=int(self.cfg.batch_size), shuffle=True,
+                          drop_last=True, **self._loader_kwargs())
+
+    def val_dataloader(self):
+        ds = self.val_set()
+        return DataLoader(ds, batch_sampler=SameShapeBatches(ds, int(self.cfg.test_batch_size)), collate_fn=collate)
+
+    def test_dataloader(self):
+        ds = self.test_set()
+        return DataLoader(ds, batch_sampler=SameShapeBatches(ds, int(self.cfg.test_batch_size)), collate_fn=collate)
+
+    def describe(self) -> str:
+        crop = self.cfg.get("test_crop")
+        size = self.cfg.get("test_size")
+        how = "full images" + (f", centre crop {crop}" if crop else "") + (f", resized to {size}" if size else "")
+        return f"{self.cfg.get('name')} test split ({how})"

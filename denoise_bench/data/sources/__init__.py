@@ -1,0 +1,57 @@
+"""Dataset readers: one per published folder layout, each listing the items of a split.
+
+A reader is ``fn(cfg, split) -> list[ImageItem]`` where ``cfg`` is the ``data`` config and split is
+``"train"``, ``"val"`` or ``"test"``. Readers never decode pixels (``items.read_image`` does) and
+raise ``DataError`` with the path and the expected layout when a folder is not what they expect.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from denoise_bench.data.items import ImageItem
+from denoise_bench.errors import ConfigError, DataError
+
+Reader = Callable[[object, str], list[ImageItem]]
+SOURCES: dict[str, Reader] = {}
+
+
+def register_source(name: str):
+    def wrap(fn: Reader) -> Reader:
+        SOURCES[name] = fn
+        return fn
+
+    return wrap
+
+
+def require_dir(path, what: str, layout: str) -> Path:
+    """``path`` as a Path, or a one-line DataError naming it and the expected layout."""
+    if path is None or str(path) in ("", "None", "???"):
+        raise DataError(f"{what}: data.root is not set; expected {layout}")
+    p = Path(str(path)).expanduser()
+    if not p.is_dir():
+        raise DataError(f"{p}: {what} folder not found; expected {layout}")
+    return p
+
+
+def list_items(cfg, split: str) -> list[ImageItem]:
+    """The items of ``split`` for the dataset named ``cfg.source`` (at most ``cfg.limit[split]``)."""
+    name = cfg.get("source", cfg.get("name"))
+    if name not in SOURCES:
+        raise ConfigError(f"data.source={name!r}: unknown dataset reader; choose one of {sorted(SOURCES)}")
+    items = SOURCES[name](cfg, split)
+    limit = (cfg.get("limit") or {}).get(split)
+    if limit is not None and int(limit) >= 0:
+        items = items[-int(limit):] if cfg.get("limit_from_end", False) and split == "test" else items[: int(limit)]
+    return items
+
+
+# the readers register themselves on import
+from denoise_bench.data.sources import builtin, folder  # noqa: E402,F401
+
+for _optional in ("celeba", "flowers102", "cub200", "rice", "sidd", "paired_folder"):
+    try:  # readers for the papers' datasets live in their own modules
+        __import__(f"denoise_bench.data.sources.{_optional}")
+    except ModuleNotFoundError as _e:
+        if _e.name != f"denoise_bench.data.sources.{_optional}":
+            raise

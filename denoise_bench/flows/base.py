@@ -1,0 +1,66 @@
+"""Common interface of invertible layers and their composition.
+
+Every layer is a bijection y = f(x) that also reports the log of the absolute
+Jacobian determinant, per sample, so densities follow by change of variables:
+
+    log p_X(x) = log p_Y(f(x)) + log|det df/dx|.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Iterable
+
+import torch
+from torch import nn
+
+
+class InvertibleLayer(nn.Module, metaclass=abc.ABCMeta):
+    """A bijection with a tractable log|det J|.
+
+    ``forward(x) -> (y, logdet)`` with ``logdet`` of shape [B];
+    ``inverse(y) -> x``.
+    """
+
+    @abc.abstractmethod
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ...
+
+    @abc.abstractmethod
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        ...
+
+
+class FlowSequence(InvertibleLayer):
+    """Composition f = f_n ∘ … ∘ f_1; log-dets add, the inverse runs backwards.
+
+    log|det J_f| = Σ_i log|det J_{f_i}|.
+    """
+
+    def __init__(self, layers: Iterable[InvertibleLayer] = ()):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __getitem__(self, idx):
+        return self.layers[idx]
+
+    def append(self, layer: InvertibleLayer) -> "FlowSequence":
+        self.layers.append(layer)
+        return self
+
+    def forward(self, x):
+        logdet = x.new_zeros(x.shape[0])
+        for layer in self.layers:
+            x, ld = layer(x)
+            logdet = logdet + ld
+        return x, logdet
+
+    def inverse(self, y):
+        for layer in reversed(self.layers):
+            y = layer.inverse(y)
+        return y

@@ -1,0 +1,147 @@
+"""Affine coupling layers: Glow's (RealNVP-style) and FDN/InvDN's dense one.
+
+Both split channels x = [x_a, x_b], leave one part unchanged (or shift it by a
+function of the other), and scale/shift the other part by functions of the
+unchanged part, so the Jacobian is triangular and the inverse is closed-form.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import InvertibleLayer
+
+
+class ZeroConv2d(nn.Module):
+    """3×3 conv initialised to zero, output scaled by exp(logscale_factor·logs).
+
+    Glow ends every sub-network with it so each coupling / prior starts as the
+    identity / a standard normal; the per-channel learned log-scale (×3 as in
+    Glow) lets the output grow quickly once training starts.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, logscale_factor: float = 3.0):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+        self.logs = nn.Parameter(torch.zeros(1, out_channels, 1, 1))
+        self.logscale_factor = logscale_factor
+
+    def forward(self, x):
+        return self.conv(x) * torch.exp(self.logs * self.logscale_factor)
+
+
+class AffineCoupling(InvertibleLayer):
+    """Glow affine coupling (Glow §3.3).
+
+        x = [x_a, x_b],  (shift, r) = NN(x_a),  scale = sigmoid(r + 2)
+        y_a = x_a,       y_b = (x_b + shift) · scale
+        log|det J| = Σ log scale
+
+    NN = conv3×3 → ReLU → conv1×1 → ReLU → ZeroConv3×3; the sigmoid keeps
+    0 < scale < 1 (stable), and +2 makes it ≈ 0.88 at init.
+
+    Args:
+        channels: C.  hidden: width of NN.
+        split: channels in x_a (default C // 2).
+    """
+
+    def __init__(self, channels: int, hidden: int = 512, split: int | None = None):
+        super().__init__()
+        self.channels = channels
+        self.split = channels // 2 if split is None else split
+        if not 0 < self.split < channels:
+            raise ValueError(f"split must be in (0, {channels}), got {self.split}")
+        out = 2 * (channels - self.split)
+        self.net = nn.Sequential(
+            nn.Conv2d(self.split, hidden, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 1),
+            nn.ReLU(),
+            ZeroConv2d(hidden, out),
+        )
+
+    def _shift_logscale(self, xa):
+        h = self.net(xa)
+        shift, raw = h.chunk(2, dim=1)
+        return shift, F.logsigmoid(raw + 2.0)
+
+    def forward(self, x):
+        xa, xb = x[:, : self.split], x[:, self.split :]
+        shift, log_scale = self._shift_logscale(xa)
+        yb = (xb + shift) * torch.exp(log_scale)
+        return torch.cat([xa, yb], dim=1), log_scale.flatten(1).sum(1)
+
+    def inverse(self, y):
+        ya, yb = y[:, : self.split], y[:, self.split :]
+        shift, log_scale = self._shift_logscale(ya)
+        xb = yb * torch.exp(-log_scale) - shift
+        return torch.cat([ya, xb], dim=1)
+
+
+class DenseBlock(nn.Module):
+    """Residual-dense sub-network used by InvDN / FDN as g1, g2, g3.
+
+    Five 3×3 convs; conv k sees concat(input, out_1, …, out_{k−1});
+    LeakyReLU(0.2) after the first four. The last conv is zero-initialised so
+    the coupling starts as the identity.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, growth: int = 32):
+        super().__init__()
+        self.convs = nn.ModuleList(
+            nn.Conv2d(in_channels + k * growth, growth, 3, padding=1) for k in range(4)
+        )
+        self.last = nn.Conv2d(in_channels + 4 * growth, out_channels, 3, padding=1)
+        nn.init.zeros_(self.last.weight)
+        nn.init.zeros_(self.last.bias)
+
+    def forward(self, x):
+        feats = [x]
+        for conv in self.convs:
+            feats.append(F.leaky_relu(conv(torch.cat(feats, dim=1)), 0.2))
+        return self.last(torch.cat(feats, dim=1))
+
+
+class DenseAffineCoupling(InvertibleLayer):
+    """FDN / InvDN coupling (FDN paper, equations above Table I).
+
+        x = [x1 (first split_len channels), x2]
+        y1 = x1 + g1(x2)
+        s  = clamp · (2·sigmoid(g2(y1)) − 1)        (so |s| < clamp)
+        y2 = x2 · exp(s) + g3(y1)
+        log|det J| = Σ s
+
+    With split_len = 3 on Haar outputs, x1 is the RGB low-pass image.
+    """
+
+    def __init__(self, channels: int, split_len: int = 3, clamp: float = 1.0, growth: int = 32):
+        super().__init__()
+        if not 0 < split_len < channels:
+            raise ValueError(f"split_len must be in (0, {channels}), got {split_len}")
+        self.channels = channels
+        self.split_len = split_len
+        self.clamp = clamp
+        rest = channels - split_len
+        self.g1 = DenseBlock(rest, split_len, growth)
+        self.g2 = DenseBlock(split_len, rest, growth)
+        self.g3 = DenseBlock(split_len, rest, growth)
+
+    def _log_scale(self, y1):
+        return self.clamp * (2.0 * torch.sigmoid(self.g2(y1)) - 1.0)
+
+    def forward(self, x):
+        x1, x2 = x[:, : self.split_len], x[:, self.split_len :]
+        y1 = x1 + self.g1(x2)
+        s = self._log_scale(y1)
+        y2 = x2 * torch.exp(s) + self.g3(y1)
+        return torch.cat([y1, y2], dim=1), s.flatten(1).sum(1)
+
+    def inverse(self, y):
+        y1, y2 = y[:, : self.split_len], y[:, self.split_len :]
+        s = self._log_scale(y1)
+        x2 = (y2 - self.g3(y1)) * torch.exp(-s)
+        x1 = y1 - self.g1(x2)
+        return torch.cat([x1, x2], dim=1)

@@ -1,0 +1,87 @@
+"""Experiment loggers: W&B (offline unless the user is logged in), CSV, or none."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def wandb_logged_in() -> bool:
+    """True when an API key is available locally (env or ~/.netrc); never touches the network."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    try:
+        return "api.wandb.ai" in netrc.read_text()
+    except OSError:
+        return False
+
+
+def wandb_mode(cfg) -> str:
+    mode = str(cfg.get("mode", "auto"))
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    if mode == "auto":
+        return "online" if wandb_logged_in() else "offline"
+    return mode
+
+
+def make_logger(cfg: DictConfig, out_dir: Path, group: str | None, run_name: str):
+    kind = cfg.logger.get("kind", "none")
+    if kind == "none":
+        return False
+    if kind == "csv":
+        from lightning.pytorch.loggers import CSVLogger
+
+        return CSVLogger(save_dir=str(out_dir), name="csv", version="")
+    if kind == "wandb":
+        from lightning.pytorch.loggers import WandbLogger
+
+        os.environ.setdefault("WANDB_SILENT", "true")
+        os.environ.setdefault("WANDB_CONSOLE", "off")
+        return WandbLogger(
+            project=cfg.logger.get("project", "denoise-bench"),
+            entity=cfg.logger.get("entity"),
+            group=group,
+            name=run_name,
+            save_dir=str(out_dir),
+            mode=wandb_mode(cfg.logger),
+            job_type=cfg.logger.get("job_type", "cell"),
+            tags=list(cfg.logger.get("tags") or []),
+            config=OmegaConf.to_container(cfg, resolve=True),
+            log_model=False,
+        )
+    raise ValueError(f"logger.kind={kind!r}")
+
+
+def log_cell(logger, summary: dict, rows: list[dict], grid_path: Path | None) -> None:
+    """Send the cell's summary, per-image table and sample grid to the logger."""
+    if not logger:
+        return
+    flat = {f"test/{k}_{stat}": summary[k][stat] for k in ("psnr", "ssim", "mse") for stat in ("mean", "std")}
+    flat["test/n_images"] = summary["n_images"]
+    flat["test/seconds"] = summary["seconds"]
+    if logger.__class__.__name__ == "WandbLogger":
+        import pandas as pd
+        import wandb
+
+        run = logger.experiment
+        payload = dict(flat)
+        payload["test/per_image"] = wandb.Table(dataframe=pd.DataFrame(rows))
+        if grid_path is not None and grid_path.exists():
+            payload["test/samples"] = wandb.Image(str(grid_path), caption="noisy | denoised | clean")
+        run.log(payload)
+        for k, v in flat.items():
+            run.summary[k] = v
+    else:
+        logger.log_metrics(flat)
+        logger.save()
+
+
+def finish(logger) -> None:
+    if logger and logger.__class__.__name__ == "WandbLogger":
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()

@@ -1,0 +1,115 @@
+"""The one evaluation path: every method is a LightningModule with ``denoise(noisy, sigma)``.
+
+``test_step`` lives here and nowhere else, so every method is measured by the same code: the
+output is clamped to [0, 1], then PSNR / SSIM / MSE are computed per image under the configured
+``MetricProtocol`` (see ``metrics.py``) and kept as rows (one per image) for the cell's outputs.
+Trainable methods add ``training_step`` / ``configure_optimizers``; validation reuses ``denoise``.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import lightning as L
+import torch
+import torch.distributed as dist
+from omegaconf import DictConfig, OmegaConf
+
+from denoise_bench.errors import TrainingError
+from denoise_bench.metrics import MetricProtocol, image_metrics
+
+# keys of a method config that change evaluation only, never the trained model
+EVAL_ONLY_KEYS = {"weights", "eval", "workers", "test_batch_size"}
+
+
+class DenoisingMethod(L.LightningModule):
+    name = "base"
+    trainable = False  # has training_step; the runner fits it (or loads an artifact) before testing
+    grad_at_test = False  # needs autograd inside test_step (beta-MAP); the runner disables inference_mode
+    n_examples = 4  # images kept for the noisy / denoised / clean grid
+
+    def __init__(self, cfg: DictConfig | dict | None = None, image_channels: int = 1):
+        super().__init__()
+        self.cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg or {})
+        self.image_channels = int(image_channels)
+        self.protocol = MetricProtocol()
+        self.rows: list[dict] = []
+        self.examples: list[dict] = []
+
+    # -- to implement ---------------------------------------------------------------------------
+    def denoise(self, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """Estimate of the clean batch [B,C,H,W]; ``sigma`` [B] on the 0-255 scale (NaN: unknown/real)."""
+        raise NotImplementedError
+
+    @property
+    def has_weights(self) -> bool:
+        """True when trained weights were given (``method.weights``): no training then."""
+        return bool(self.cfg.get("weights"))
+
+    def prepare(self, ctx) -> None:
+        """Called by the runner before testing: fetch or train what the method needs (a prior...)."""
+
+    def artifact_config(self) -> dict:
+        """The part of the method config that determines the trained model (the artifact key)."""
+        cfg = OmegaConf.to_container(self.cfg, resolve=True)
+        return {k: v for k, v in cfg.items() if k not in EVAL_ONLY_KEYS}
+
+    # -- evaluation (shared) --------------------------------------------------------------------
+    def on_test_epoch_start(self) -> None:
+        self.rows, self.examples = [], []
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        noisy, clean, sigma = batch["noisy"], batch["clean"], batch["sigma"]
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        estimate = self.denoise(noisy, sigma)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = (time.perf_counter() - start) / noisy.shape[0]
+        estimate = estimate.detach().clamp(0.0, 1.0)
+        metrics = image_metrics(estimate, clean, self.protocol)
+        for i, image_id in enumerate(batch["id"]):
+            s = float(sigma[i])
+            self.rows.append({
+                "image": image_id,
+                "sigma": None if math.isnan(s) else round(s, 4),
+                "psnr": float(metrics["psnr"][i]),
+                "ssim": float(metrics["ssim"][i]),
+                "mse": float(metrics["mse"][i]),
+                "seconds": seconds,
+            })
+            if len(self.examples) < self.n_examples:
+                self.examples.append({"image": image_id, "noisy": noisy[i].detach().cpu(),
+                                      "denoised": estimate[i].cpu(), "clean": clean[i].detach().cpu()})
+
+    def on_test_epoch_end(self) -> None:
+        """Gather the rows of every rank (DDP), each image once."""
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            gathered: list = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, self.rows)
+            seen, rows = set(), []
+            for part in gathered:
+                for row in part:
+                    if row["image"] not in seen:  # the distributed sampler pads with repeats
+                        seen.add(row["image"])
+                        rows.append(row)
+            self.rows = rows
+
+    # -- training helpers (shared by trainable methods) -----------------------------------------
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        estimate = self.denoise(batch["noisy"], batch["sigma"]).clamp(0.0, 1.0)
+        psnr = image_metrics(estimate, batch["clean"], self.protocol)["psnr"]
+        self.log("val/psnr", psnr.mean().float(), batch_size=len(psnr), prog_bar=True, sync_dist=True)
+
+    def check_finite(self, loss: torch.Tensor) -> torch.Tensor:
+        """Stop training with a clear message when the loss is NaN or infinite."""
+        if not torch.isfinite(loss).all():
+            raise TrainingError(
+                f"{self.name}: loss became {float(loss)} at step {self.global_step}; "
+                "lower the learning rate or enable gradient clipping (trainer.gradient_clip_val)"
+            )
+        return loss
+
+    def count_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)

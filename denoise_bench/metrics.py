@@ -1,0 +1,83 @@
+"""Per-image PSNR / SSIM / MSE with the protocol switches in one place.
+
+Every table in the suite is the mean over images of these per-image values (not the PSNR of a
+pooled MSE). Switches (``metrics.*`` in the config, printed in every caption):
+
+- ``quantize``: round both images to 8 bits first, as the DnCNN and InvDN evaluation code does;
+- ``y_channel``: measure RGB images on the BT.601 luma channel only;
+- ``border``: ignore this many pixels at each edge.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torchmetrics.functional.image import structural_similarity_index_measure
+
+# ITU-R BT.601 luma for images in [0, 1], as MATLAB's rgb2ycbcr (offset 16/255, range 219/255)
+_Y_WEIGHTS = torch.tensor([65.481, 128.553, 24.966]) / 255.0
+_Y_OFFSET = 16.0 / 255.0
+
+
+@dataclass(frozen=True)
+class MetricProtocol:
+    quantize: bool = False
+    y_channel: bool = False
+    border: int = 0
+
+    @classmethod
+    def from_cfg(cls, cfg) -> "MetricProtocol":
+        return cls(
+            quantize=bool(cfg.get("quantize", False)),
+            y_channel=bool(cfg.get("y_channel", False)),
+            border=int(cfg.get("border", 0)),
+        )
+
+    def describe(self) -> str:
+        return (
+            f"PSNR peak 1 per image then averaged; SSIM gaussian 11/1.5, data_range 1; "
+            f"uint8 rounding {'on' if self.quantize else 'off'}; "
+            f"{'Y channel' if self.y_channel else 'all channels'}; border {self.border}px"
+        )
+
+
+def prepare(x: torch.Tensor, protocol: MetricProtocol) -> torch.Tensor:
+    """Clamp to [0,1] and apply the protocol switches to a batch [B,C,H,W]."""
+    x = x.detach().to(torch.float64).clamp(0.0, 1.0)
+    if protocol.quantize:
+        x = torch.round(x * 255.0) / 255.0
+    if protocol.y_channel and x.shape[1] == 3:
+        w = _Y_WEIGHTS.to(x).view(1, 3, 1, 1)
+        x = (x * w).sum(dim=1, keepdim=True) + _Y_OFFSET
+    b = protocol.border
+    if b > 0:
+        x = x[..., b:-b, b:-b]
+    return x
+
+
+def mse_per_image(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    return ((x - ref) ** 2).flatten(1).mean(dim=1)
+
+
+def psnr_per_image(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """10·log10(1 / MSE) per image, peak 1 (identical images give +inf)."""
+    return 10.0 * torch.log10(1.0 / mse_per_image(x, ref))
+
+
+def ssim_per_image(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Gaussian-window SSIM (11×11, σ 1.5, data_range 1), averaged over channels and pixels."""
+    return structural_similarity_index_measure(
+        x, ref, gaussian_kernel=True, sigma=1.5, kernel_size=11, data_range=1.0, reduction="none"
+    )
+
+
+def image_metrics(
+    estimate: torch.Tensor, clean: torch.Tensor, protocol: MetricProtocol = MetricProtocol()
+) -> dict[str, torch.Tensor]:
+    """PSNR, SSIM and MSE of each image of a batch, each a float64 tensor of shape [B]."""
+    x, ref = prepare(estimate, protocol), prepare(clean, protocol)
+    return {
+        "psnr": psnr_per_image(x, ref),
+        "ssim": ssim_per_image(x, ref),
+        "mse": mse_per_image(x, ref),
+    }

@@ -1,0 +1,1 @@
+"""Tables and figures built from the cells' stored outputs (never by recomputing)."""
