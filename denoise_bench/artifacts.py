@@ -1,31 +1,40 @@
 """Store of trained models, keyed by a hash of exactly the config that determines them.
 
-A sweep trains each shared model once: a DnCNN per sigma, a Glow prior per dataset, an FDN per
-sigma... Evaluation-only keys (the test sigma of a prior-based method, beta, metric switches) are
-not part of the key, so every cell that needs the same model finds it here.
+A sweep trains each shared model once: a DnCNN per training sigma, a Glow prior per dataset, an
+FDN per sigma... The key (``config_key``) is the SHA-256 of the canonical JSON of the key config
+that ``RunContext.fit_or_load`` assembles: method architecture / optimiser / steps
+(``DenoisingMethod.artifact_config``, minus evaluation-only keys such as beta), the training data
+(``cli.train_data_key``: dataset, splits, crops, not the test handling), the training noise, the
+seed and the trainer settings that change the weights (precision, clipping, world size). Metric
+switches, loggers and paths are not in it, so every cell that needs the same model finds it here.
 
-Layout: ``<root>/<kind>-<key>/{model.pt, meta.json}``. ``meta.json`` holds the full key config and
-the SHA-256 of ``model.pt``; both are written atomically and the checksum is verified on load, so a
-half-written or corrupted file is never used. Concurrent cells that need the same artifact
-serialise on a file lock: the first trains, the others wait and load.
+Layout: ``<root>/<kind>-<key>/{model.pt, meta.json}``; ``meta.json`` holds the full key config
+and the SHA-256 of ``model.pt``. A model is written into a hidden staging folder and renamed into
+place in one step, so a reader never sees a half-written artifact, and the checksum is verified on
+every load: a truncated or corrupted file is moved aside (``*.corrupt-<time>``) and retrained,
+never used. Cells that need the same artifact serialise on a file lock (``.<kind>-<key>.lock``):
+the first trains, the others wait and load.
+
+Command line: ``python -m denoise_bench.artifacts list|clear [--kind K] [--root DIR]``.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from filelock import FileLock
-
-from denoise_bench.errors import TrainingError
+from filelock import FileLock, Timeout
 
 
 def canonical(obj) -> str:
+    """Key-order independent JSON (the text that is hashed)."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 
 
@@ -41,7 +50,22 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, rename: readers see the old or the new file."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -60,7 +84,13 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(Path(path), text.encode())
 
 
+class CorruptArtifact(Exception):
+    """model.pt / meta.json unreadable, truncated or not matching its checksum or key."""
+
+
 class ArtifactStore:
+    """Trained state dicts under ``root``; ``enabled=False`` (``reuse_artifacts=false``) never reads or writes."""
+
     def __init__(self, root: str | Path, enabled: bool = True):
         self.root = Path(root).expanduser()
         self.enabled = enabled
@@ -68,68 +98,169 @@ class ArtifactStore:
     def dir_for(self, kind: str, config: dict) -> Path:
         return self.root / f"{kind}-{config_key(config)}"
 
-    @contextmanager
-    def lock(self, kind: str, config: dict):
-        self.root.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.root / f".{kind}-{config_key(config)}.lock")):
-            yield
+    def lock_path(self, kind: str, config: dict) -> Path:
+        return self.root / f".{kind}-{config_key(config)}.lock"
 
-    def load(self, kind: str, config: dict) -> dict | None:
-        """The stored state dict, None if absent; a corrupt artifact is moved aside and reported."""
-        if not self.enabled:
-            return None
-        d = self.dir_for(kind, config)
+    @contextmanager
+    def lock(self, kind: str, config: dict, quiet: bool = False):
+        """Exclusive per-artifact lock (fcntl/flock: released by the OS if the holder dies)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.lock_path(kind, config)))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if not quiet:
+                print(f"[artifacts] {kind}: waiting for another process that holds "
+                      f"{self.dir_for(kind, config).name} (training it)", flush=True)
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
+    # -- reading --------------------------------------------------------------------------------
+    def verify(self, d: Path, config: dict | None = None) -> dict:
+        """The meta of a complete, intact artifact folder; raises ``CorruptArtifact`` otherwise."""
         meta_path, model_path = d / "meta.json", d / "model.pt"
-        if not meta_path.exists():
-            return None
         try:
             meta = json.loads(meta_path.read_text())
-            if meta.get("config") != json.loads(canonical(config)):
-                raise TrainingError(f"{d}: stored config differs from the requested one")
-            if sha256_file(model_path) != meta["sha256"]:
-                raise ValueError("checksum mismatch")
-            return torch.load(model_path, map_location="cpu", weights_only=True)
-        except TrainingError:
-            raise
-        except Exception as e:  # noqa: BLE001 - truncated, corrupt, unreadable
-            bad = d.with_name(d.name + ".corrupt")
-            shutil.rmtree(bad, ignore_errors=True)
-            os.replace(d, bad)
-            print(f"[artifacts] {d.name}: unusable ({type(e).__name__}: {e}); moved to {bad.name}, will retrain")
+        except (OSError, ValueError) as e:
+            raise CorruptArtifact(f"meta.json unreadable ({type(e).__name__})") from None
+        if not isinstance(meta, dict) or "sha256" not in meta:
+            raise CorruptArtifact("meta.json has no checksum")
+        if config is not None and meta.get("config") != json.loads(canonical(config)):
+            raise CorruptArtifact("stored key config differs from the requested one")
+        try:
+            digest = sha256_file(model_path)
+        except OSError as e:
+            raise CorruptArtifact(f"model.pt unreadable ({type(e).__name__})") from None
+        if digest != meta["sha256"]:
+            raise CorruptArtifact(f"model.pt checksum mismatch ({model_path.stat().st_size} bytes)")
+        return meta
+
+    def load(self, kind: str, config: dict, repair: bool = True) -> dict | None:
+        """The stored state dict, or None if absent. A corrupt artifact is never returned: with
+        ``repair`` (the lock holder) it is moved aside so that the caller retrains it."""
+        if not self.enabled:
+            return None
+        d = self.dir_for(kind, config)
+        if not (d / "meta.json").exists():  # absent, or only the side files of a training (samples, report)
+            return None
+        try:
+            self.verify(d, config)
+            try:
+                return torch.load(d / "model.pt", map_location="cpu", weights_only=True)
+            except Exception as e:  # noqa: BLE001 - checksum fine but not a loadable state dict
+                raise CorruptArtifact(f"torch.load failed ({type(e).__name__}: {e})") from None
+        except CorruptArtifact as e:
+            if repair:
+                bad = d.with_name(f"{d.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+                os.replace(d, bad)
+                print(f"[artifacts] {d.name}: unusable ({e}); moved to {bad.name}, will retrain", flush=True)
             return None
 
+    # -- writing --------------------------------------------------------------------------------
     def save(self, kind: str, config: dict, state: dict, extra: dict | None = None) -> Path:
-        if not self.enabled:
-            return self.dir_for(kind, config)
+        """Write model.pt + meta.json into a staging folder, then rename it into place (atomic)."""
         d = self.dir_for(kind, config)
-        import io
-
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        atomic_write_bytes(d / "model.pt", buf.getvalue())
-        meta = {"kind": kind, "key": config_key(config), "config": json.loads(canonical(config)),
-                "sha256": sha256_file(d / "model.pt"), **(extra or {})}
-        atomic_write_text(d / "meta.json", json.dumps(meta, indent=2))  # written last: marks it complete
+        if not self.enabled:
+            return d
+        self.root.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(dir=self.root, prefix=f".stage-{d.name}-"))
+        try:
+            buf = io.BytesIO()
+            torch.save(state, buf)
+            data = buf.getvalue()
+            atomic_write_bytes(stage / "model.pt", data)
+            meta = {"kind": kind, "key": config_key(config), "config": json.loads(canonical(config)),
+                    "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **(extra or {})}
+            atomic_write_text(stage / "meta.json", json.dumps(meta, indent=2, default=str))
+            if d.exists():
+                if not (d / "meta.json").exists():  # side files written during training: keep them
+                    for f in d.iterdir():
+                        if f.is_file() and f.name not in ("model.pt", "meta.json"):
+                            os.replace(f, stage / f.name)
+                self._discard(d)  # (an older complete copy is replaced)
+            os.rename(stage, d)
+            _fsync_dir(self.root)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
         return d
 
-    def list(self) -> list[dict]:
+    def _discard(self, d: Path) -> None:
+        """Rename first (readers never see a half-deleted folder), then delete."""
+        trash = d.with_name(f".trash-{d.name}-{os.getpid()}-{time.time_ns()}")
+        os.replace(d, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    # -- housekeeping -----------------------------------------------------------------------------
+    def entries(self, kind: str | None = None, verify: bool = False) -> list[dict]:
+        """One dict per folder under root: kind, key, path, bytes, status (ok | corrupt | unchecked)
+        plus the meta fields; corrupt folders moved aside are listed with status 'corrupt'."""
         if not self.root.exists():
             return []
         out = []
-        for meta in sorted(self.root.glob("*/meta.json")):
-            try:
-                m = json.loads(meta.read_text())
-            except json.JSONDecodeError:
+        for d in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            meta: dict = {}
+            status = "corrupt" if ".corrupt-" in d.name else "unchecked"
+            if not (d / "meta.json").exists():
+                status = "corrupt" if status == "corrupt" else "incomplete"  # training now, or killed
+            else:
+                try:
+                    meta = json.loads((d / "meta.json").read_text())
+                except (OSError, ValueError):
+                    status = "corrupt"
+            if verify and status == "unchecked":
+                try:
+                    self.verify(d)
+                    status = "ok"
+                except CorruptArtifact:
+                    status = "corrupt"
+            k = meta.get("kind") or d.name.split(".corrupt-")[0].rsplit("-", 1)[0]
+            if kind is not None and k != kind:
                 continue
-            m["path"] = str(meta.parent)
-            m["bytes"] = (meta.parent / "model.pt").stat().st_size if (meta.parent / "model.pt").exists() else 0
-            out.append(m)
+            size = sum(f.stat().st_size for f in d.iterdir() if f.is_file())
+            out.append({**meta, "kind": k, "key": meta.get("key") or d.name.rsplit("-", 1)[-1],
+                        "path": str(d), "bytes": size, "status": status})
         return out
 
+    def list(self, kind: str | None = None) -> list[dict]:
+        """Complete artifacts (not incomplete ones, nor the folders moved aside as corrupt)."""
+        return [e for e in self.entries(kind) if e["status"] in ("ok", "unchecked")]
+
     def clear(self, kind: str | None = None) -> int:
+        """Delete the artifacts of ``kind`` (all if None), corrupt ones included; returns how many.
+        Each deletion holds that artifact's lock, so a cell loading it is never cut short."""
         n = 0
-        for m in self.list():
-            if kind is None or m.get("kind") == kind:
-                shutil.rmtree(m["path"], ignore_errors=True)
-                n += 1
+        for e in self.entries(kind):
+            d = Path(e["path"])
+            if ".corrupt-" in d.name:
+                shutil.rmtree(d, ignore_errors=True)
+            else:
+                with FileLock(str(self.root / f".{d.name}.lock")):  # lock files stay: waiters hold them
+                    if d.exists():
+                        self._discard(d)
+            n += 1
+        if self.root.exists():  # staging folders of writers that were killed (their lock is free)
+            for p in self.root.glob(".stage-*"):
+                name = p.name[len(".stage-"):].rsplit("-", 1)[0]
+                if kind is not None and name.rsplit("-", 1)[0] != kind:
+                    continue
+                lock = FileLock(str(self.root / f".{name}.lock"))
+                try:
+                    lock.acquire(timeout=0)
+                except Timeout:
+                    continue  # being written right now
+                try:
+                    shutil.rmtree(p, ignore_errors=True)
+                finally:
+                    lock.release()
         return n
+
+
+if __name__ == "__main__":  # python -m denoise_bench.artifacts list|clear
+    from denoise_bench.artifacts_cli import main
+
+    raise SystemExit(main())

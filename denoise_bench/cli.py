@@ -16,7 +16,11 @@ from omegaconf import DictConfig, OmegaConf
 from denoise_bench.errors import BenchError, ConfigError
 
 # config keys that never change a cell's result (excluded from its resume key)
-NON_RESULT_KEYS = ("logger", "paths", "force", "hydra", "name", "progress")
+NON_RESULT_KEYS = ("logger", "paths", "force", "hydra", "name", "progress", "train", "reuse_artifacts", "threads",
+                   "report")
+# trainer settings that change trained weights (part of every artifact key, with the world size)
+TRAINING_TRAINER_KEYS = ("precision", "gradient_clip_val", "gradient_clip_algorithm", "accumulate_grad_batches",
+                         "val_check_interval", "sync_batchnorm")
 
 
 def cell_key(cfg: DictConfig) -> str:
@@ -50,9 +54,13 @@ def run_names() -> tuple[str | None, str]:
 def make_trainer(cfg: DictConfig, logger=False, max_steps: int = -1, inference_mode: bool = True, **overrides):
     import lightning as L
 
+    from denoise_bench import ddp
+
     t = OmegaConf.to_container(cfg.trainer, resolve=True)
     t.pop("_target_", None)
     t.update(overrides)
+    t.setdefault("use_distributed_sampler", False)  # under DDP our loaders shard themselves (see ddp.py)
+    t["callbacks"] = list(t.get("callbacks") or []) + ddp.callbacks()
     return L.Trainer(
         logger=logger,
         max_steps=max_steps,
@@ -63,6 +71,12 @@ def make_trainer(cfg: DictConfig, logger=False, max_steps: int = -1, inference_m
         enable_progress_bar=bool(cfg.get("progress", True)),
         **t,
     )
+
+
+def trainer_key(cfg: DictConfig, trainer, overrides: dict) -> dict:
+    """The trainer settings that change the trained weights (DDP: world size x batch = the real batch)."""
+    t = {**OmegaConf.to_container(cfg.trainer, resolve=True), **overrides}
+    return {**{k: t[k] for k in TRAINING_TRAINER_KEYS if t.get(k) is not None}, "world_size": int(trainer.world_size)}
 
 
 @dataclass
@@ -82,9 +96,28 @@ class RunContext:
         return ArtifactStore(self.cfg.paths.artifacts, enabled=bool(self.cfg.get("reuse_artifacts", True)))
 
     def fit_or_load(self, module, kind: str, key: dict, datamodule, max_steps: int, **trainer_overrides) -> str:
-        """Load ``module``'s weights from the store, or train it and store them. Returns 'loaded'/'trained'."""
+        """Load ``module``'s weights from the store, or train it and store them. Returns 'loaded'/'trained'.
+
+        The key gets the trainer settings that change the weights. Under DDP only rank 0 locks and
+        saves; ranks > 0 were started by rank 0 from inside this method (its fit, or its test after a
+        load), so they find the artifact exactly when rank 0 loaded it, and train in step otherwise."""
+        import contextlib
+
+        from denoise_bench import ddp
+
+        trainer = make_trainer(self.cfg, logger=self.logger, max_steps=max_steps, **trainer_overrides)
+        key = {**key, "trainer": trainer_key(self.cfg, trainer, trainer_overrides)}
         store = self.store
-        with store.lock(kind, key):
+        if not ddp.is_rank_zero():
+            state = store.load(kind, key, repair=False)
+            status = "loaded" if state is not None else "trained"
+            if state is not None:
+                module.load_state_dict(state)
+            else:
+                trainer.fit(module, datamodule=datamodule)
+            self.artifacts_used.append({"kind": kind, "path": str(store.dir_for(kind, key)), "status": status})
+            return status
+        with store.lock(kind, key) if store.enabled else contextlib.nullcontext():
             state = store.load(kind, key)
             if state is not None:
                 module.load_state_dict(state)
@@ -94,9 +127,8 @@ class RunContext:
             if not bool(self.cfg.get("train", True)):
                 raise ConfigError(f"{kind}: no trained model in {store.root} for this config and train=false; "
                                   "run once with train=true (the default) to train it")
-            print(f"[artifacts] {kind}: training ({max_steps} steps) -> {store.dir_for(kind, key)}")
+            print(f"[artifacts] {kind}: training ({max_steps} steps) -> {store.dir_for(kind, key)}", flush=True)
             start = time.perf_counter()
-            trainer = make_trainer(self.cfg, logger=self.logger, max_steps=max_steps, **trainer_overrides)
             trainer.fit(module, datamodule=datamodule)
             self.timings[f"train_{kind}"] = time.perf_counter() - start
             module.cpu()
@@ -109,13 +141,16 @@ class RunContext:
 def train_data_key(data_cfg) -> dict:
     """The part of the data config that determines a trained model (not the test handling)."""
     d = OmegaConf.to_container(data_cfg, resolve=True)
-    for k in ("test_crop", "test_size", "test_batch_size", "num_workers", "limit_from_end", "cache_max_images"):
+    for k in ("test_crop", "test_size", "test_batch_size", "num_workers", "limit_from_end", "cache_max_images",
+              "val_root", "val_blocks"):
         d.pop(k, None)
     if isinstance(d.get("limit"), dict):
         d["limit"] = {k: v for k, v in d["limit"].items() if k != "test"}
     if isinstance(d.get("splits"), dict):
         d["splits"] = {k: v for k, v in d["splits"].items() if k != "test"}
-    d.pop("root", None) if d.get("source") == "folder" else None  # folder: the test root is eval-only
+    d.pop("test_root", None)
+    if d.get("source") in ("folder", "paired_folder"):  # there data.root is the test set: eval-only
+        d.pop("root", None)
     return d
 
 
@@ -123,12 +158,16 @@ def run_cell(cfg: DictConfig) -> dict | None:
     """Run one cell; returns its summary (None when skipped because it is already done)."""
     from denoise_bench.outputs import read_metrics
 
+    from denoise_bench import ddp
+
     out_dir = output_dir(cfg)
     key = cell_key(cfg)
-    done = read_metrics(out_dir)
+    done = read_metrics(out_dir) if ddp.is_rank_zero() else None  # DDP ranks > 0: rank 0 decided
     if done is not None and done.get("cell_key") == key and not cfg.get("force", False):
-        print(f"[skip] {out_dir}: already done (metrics.json for this config); force=true recomputes")
+        print(f"[skip] {out_dir}: already done (metrics.json for this config); force=true recomputes", flush=True)
         return None
+    if done is not None:  # recomputing: a run killed from here on must not leave the old result looking done
+        (out_dir / "metrics.json").unlink(missing_ok=True)
 
     import lightning as L
     import torch
@@ -164,16 +203,18 @@ def run_cell(cfg: DictConfig) -> dict | None:
     method.protocol = MetricProtocol.from_cfg(cfg.metrics)
 
     group, run_name = run_names()
-    logger = make_logger(cfg, out_dir, group, run_name)
+    logger = make_logger(cfg, out_dir, group, run_name) if ddp.is_rank_zero() else False
     ctx = RunContext(cfg, out_dir, logger)
+    scope = ddp.cell_scope(cfg, out_dir)  # DDP ranks > 0 run this same cell (ddp.py)
+    scope.__enter__()
     try:
+        method.prepare(ctx)  # before training: a method may train against a prior (flow_prior)
         if method.trainable and not method.has_weights:
             key_cfg = {"method": method.artifact_config(), "data": train_data_key(cfg.data),
                        "noise": {"sigma": train_spec.label(), "clip": train_spec.clip,
                                  "quantize": train_spec.quantize, "blind_max": train_spec.blind_max},
                        "channels": dm.channels, "seed": int(cfg.seed)}
             ctx.fit_or_load(method, cfg.method.name, key_cfg, dm, steps)
-        method.prepare(ctx)
         test_start = time.perf_counter()
         tester = make_trainer(cfg, logger=False, inference_mode=not method.grad_at_test)
         tester.test(method, datamodule=dm, verbose=False)
@@ -210,6 +251,7 @@ def run_cell(cfg: DictConfig) -> dict | None:
         return summary
     finally:
         finish(logger)
+        scope.__exit__(None, None, None)
         del test_set
 
 

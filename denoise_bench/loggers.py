@@ -71,12 +71,30 @@ def log_cell(logger, summary: dict, rows: list[dict], grid_path: Path | None) ->
         payload["test/per_image"] = wandb.Table(dataframe=pd.DataFrame(rows))
         if grid_path is not None and grid_path.exists():
             payload["test/samples"] = wandb.Image(str(grid_path), caption="noisy | denoised | clean")
+            examples = example_images(grid_path.parent, rows)
+            if examples:
+                payload["test/examples"] = [wandb.Image(str(p), caption=c) for p, c in examples]
         run.log(payload)
         for k, v in flat.items():
             run.summary[k] = v
+        from denoise_bench.report.provenance import git_commit
+
+        commit = git_commit()
+        if commit:
+            run.summary["commit"] = commit
     else:
         logger.log_metrics(flat)
         logger.save()
+
+
+def example_images(out_dir: Path, rows: list[dict]) -> list[tuple[Path, str]]:
+    """The cell's ``examples/*_denoised.png`` (outputs.py) with 'image id: PSNR' captions."""
+    psnr = {"".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in str(r["image"])): r["psnr"] for r in rows}
+    out = []
+    for p in sorted(Path(out_dir).glob("examples/*_denoised.png")):
+        image = p.stem[: -len("_denoised")].split("_", 1)[-1]
+        out.append((p, f"{image}: {psnr[image]:.2f} dB" if image in psnr else image))
+    return out
 
 
 def finish(logger) -> None:

@@ -64,11 +64,24 @@ def psnr_per_image(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return 10.0 * torch.log10(1.0 / mse_per_image(x, ref))
 
 
+SSIM_RADIUS = 5  # 11×11 gaussian window
+
+
 def ssim_per_image(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """Gaussian-window SSIM (11×11, σ 1.5, data_range 1), averaged over channels and pixels."""
-    return structural_similarity_index_measure(
-        x, ref, gaussian_kernel=True, sigma=1.5, kernel_size=11, data_range=1.0, reduction="none"
+    """Gaussian-window SSIM (11×11, σ 1.5, data_range 1), mean over channels and valid pixels.
+
+    The SSIM map is averaged over the pixels whose window lies inside the image, as in Wang et
+    al.'s reference code and scikit-image; torchmetrics' own mean also counts the reflect-padded
+    border, so we take its full map and drop the border ourselves.
+    """
+    _, ssim_map = structural_similarity_index_measure(
+        x, ref, gaussian_kernel=True, sigma=1.5, kernel_size=11, data_range=1.0, reduction="none",
+        return_full_image=True,
     )
+    r = SSIM_RADIUS
+    if ssim_map.shape[-1] > 2 * r and ssim_map.shape[-2] > 2 * r:
+        ssim_map = ssim_map[..., r:-r, r:-r]
+    return ssim_map.flatten(1).mean(dim=1)
 
 
 def image_metrics(

@@ -60,13 +60,34 @@ def sample_grid(examples: list[dict], gap: int = 4, max_side: int = 256) -> Imag
     return canvas
 
 
+N_EXAMPLE_FILES = 2  # first test images also saved one PNG per image (report/figures.py compares methods)
+
+
+def example_pngs(examples: list[dict]) -> dict[str, bytes]:
+    """``examples/<k>_<image id>_<noisy|denoised|clean>.png`` (8-bit, gray stays gray)."""
+    out = {}
+    for k, ex in enumerate(examples[:N_EXAMPLE_FILES]):
+        safe = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in str(ex["image"]))
+        for key in ("noisy", "denoised", "clean"):
+            a = (ex[key].clamp(0, 1) * 255.0).round().byte().permute(1, 2, 0).numpy()
+            buf = io.BytesIO()
+            Image.fromarray(a[:, :, 0] if a.shape[2] == 1 else a).save(buf, format="PNG")
+            out[f"examples/{k:02d}_{safe}_{key}.png"] = buf.getvalue()
+    return out
+
+
 def write_cell(out_dir: Path, rows: list[dict], examples: list[dict], summary: dict) -> None:
+    from denoise_bench.report.provenance import cell_provenance
+
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "per_image.csv", pd.DataFrame(rows).to_csv(index=False))
     if examples:
         buf = io.BytesIO()
         sample_grid(examples).save(buf, format="PNG")
         atomic_write_bytes(out_dir / "samples.png", buf.getvalue())
+    for name, data in example_pngs(examples).items():
+        atomic_write_bytes(out_dir / name, data)
+    summary = {**summary, "provenance": summary.get("provenance") or cell_provenance()}
     atomic_write_text(out_dir / "metrics.json", json.dumps(summary, indent=2, default=str))
 
 

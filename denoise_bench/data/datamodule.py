@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import math
+import random
 from collections import defaultdict
 
 import lightning as L
@@ -84,11 +85,24 @@ class SameShapeBatches(Sampler):
         self.batches = [idx[k : k + batch_size] for idx in groups.values() for k in range(0, len(idx), batch_size)]
         self.batches.sort(key=lambda b: b[0])
 
+    def mine(self) -> list[list[int]]:
+        """Under DDP: this rank's contiguous block of batches, padded with repeats of its last one so
+        every rank runs the same number of steps; gathering the rows in rank order and dropping
+        repeated image ids (``DenoisingMethod.on_test_epoch_end``) gives each image once, in order."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return self.batches
+        world, rank = dist.get_world_size(), dist.get_rank()
+        per = math.ceil(len(self.batches) / world)
+        block = self.batches[rank * per : (rank + 1) * per]
+        return block + [(block or self.batches)[-1]] * (per - len(block))
+
     def __iter__(self):
-        return iter(self.batches)
+        return iter(self.mine())
 
     def __len__(self) -> int:
-        return len(self.batches)
+        return len(self.mine())
 
 
 def collate(samples: list[dict]) -> dict:
@@ -101,13 +115,16 @@ class TrainPatches(Dataset):
     """Random training crops with augmentation; noise is drawn fresh at every access."""
 
     def __init__(self, items, channels, spec: NoiseSpec, patch: int, flips: bool, rot90: bool,
-                 length: int, unpaired: bool = False, cache_max: int = 2000):
+                 length: int, unpaired: bool = False, cache_max: int = 2000,
+                 pre_crop: int | None = None, pre_size: int | None = None):
         import albumentations as A
 
         if not items:
             raise DataError("the training split is empty")
         self.items, self.channels, self.spec, self.patch = items, channels, spec, int(patch)
         self.length, self.unpaired = int(length), unpaired
+        # aligned datasets (faces for a density prior): centre crop / resize first, as at test time
+        self.pre_crop, self.pre_size = pre_crop, pre_size
         self.cache: dict[int, tuple] | None = {} if len(items) <= cache_max else None
         ops = [A.RandomCrop(self.patch, self.patch)]
         if flips:
@@ -125,6 +142,12 @@ class TrainPatches(Dataset):
         item = self.items[k]
         clean = read_image(item.clean, self.channels)
         noisy = read_image(item.noisy, self.channels) if item.noisy is not None else None
+        if self.pre_crop:
+            clean = center_crop(clean, int(self.pre_crop), item.clean.path)
+            noisy = center_crop(noisy, int(self.pre_crop), item.noisy.path) if noisy is not None else None
+        if self.pre_size:
+            clean = resize(clean, int(self.pre_size))
+            noisy = resize(noisy, int(self.pre_size)) if noisy is not None else None
         h, w = clean.shape[:2]
         if h < self.patch or w < self.patch:
             raise DataError(f"{item.clean.path}: image is {h}x{w}, smaller than the training crop {self.patch} (data.patch_size)")
@@ -134,6 +157,10 @@ class TrainPatches(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         clean, noisy = self._load(i % len(self.items))
+        # albumentations keeps its own RNG (OS-seeded): draw it from torch's, so seed_everything, the
+        # DataLoader's per-worker seeds and the per-rank seed under DDP make the crops reproducible
+        s = int(torch.randint(0, 2**62, ()))
+        self.transform.set_random_state(np.random.default_rng(s), random.Random(s))
         if noisy is not None:
             out = self.transform(image=clean, noisy=noisy)
             clean_t, noisy_t = _to_tensor(out["image"]), _to_tensor(out["noisy"])
@@ -193,7 +220,8 @@ class DenoisingDataModule(L.LightningDataModule):
             if self.channels is None and items:
                 self.channels = read_image(items[0].clean).shape[2]
             patch = int(self.cfg.patch_size)
-            for item in items[:32]:  # cheap early check; every image is checked when drawn
+            pre_crop, pre_size = self.cfg.get("train_center_crop"), self.cfg.get("train_size")
+            for item in ([] if pre_crop or pre_size else items[:32]):  # cheap early check; every image is checked when drawn
                 h, w = image_size(item.clean)
                 if h < patch or w < patch:
                     raise DataError(f"{item.clean.path}: image is {h}x{w}, smaller than the training crop {patch} (data.patch_size)")
@@ -203,7 +231,7 @@ class DenoisingDataModule(L.LightningDataModule):
             length = max(self.train_steps, 1) * int(self.cfg.batch_size)
             self._train = TrainPatches(items, self.channels, spec, patch, bool(self.cfg.get("flips", False)),
                                        bool(self.cfg.get("rot90", False)), length, self.unpaired,
-                                       int(self.cfg.get("cache_max_images", 2000)))
+                                       int(self.cfg.get("cache_max_images", 2000)), pre_crop, pre_size)
         return self._train
 
     # -- loaders --------------------------------------------------------------------------------

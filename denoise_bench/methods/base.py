@@ -95,6 +95,14 @@ class DenoisingMethod(L.LightningModule):
                         seen.add(row["image"])
                         rows.append(row)
             self.rows = rows
+            # ranks hold contiguous blocks of the test set (SameShapeBatches): rank order = image order
+            parts: list = [None] * dist.get_world_size()
+            dist.all_gather_object(parts, self.examples)
+            seen, self.examples = set(), []
+            for ex in (e for part in parts for e in part):
+                if ex["image"] not in seen and len(self.examples) < self.n_examples:
+                    seen.add(ex["image"])
+                    self.examples.append(ex)
 
     # -- training helpers (shared by trainable methods) -----------------------------------------
     def validation_step(self, batch: dict, batch_idx: int) -> None:

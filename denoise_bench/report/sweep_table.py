@@ -92,19 +92,31 @@ def sweep_table(cells: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return table, caption
 
 
+def write_table_files(table: pd.DataFrame, caption: str, out_dir: str | Path, stem: str = "table") -> str:
+    """``<stem>.md / .csv / .tex`` of a sweep table; returns the markdown."""
+    out_dir = Path(out_dir)
+    md = table.to_markdown() + f"\n\n{caption}\n"
+    atomic_write_text(out_dir / f"{stem}.md", md)
+    atomic_write_text(out_dir / f"{stem}.csv", table.to_csv())
+    atomic_write_text(out_dir / f"{stem}.tex", table.to_latex(caption=caption, escape=True).replace("±", r"$\pm$"))
+    return md
+
+
 def write_sweep_table(sweep_dir: str | Path, out_dir: str | Path | None = None, quiet: bool = False) -> Path | None:
+    from filelock import FileLock
+
     sweep_dir = Path(sweep_dir)
     out_dir = Path(out_dir) if out_dir else sweep_dir
-    cells = collect_cells(sweep_dir)
-    if cells.empty:
-        print(f"[table] no finished cells under {sweep_dir}")
-        return None
-    table, caption = sweep_table(cells)
-    md = table.to_markdown() + f"\n\n{caption}\n"
-    atomic_write_text(out_dir / "table.md", md)
-    atomic_write_text(out_dir / "table.csv", table.to_csv())
-    atomic_write_text(out_dir / "table.tex", table.to_latex(caption=caption, escape=True).replace("±", r"$\pm$"))
-    atomic_write_text(out_dir / "cells.csv", cells.to_csv(index=False))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # two sweeps sharing a folder: collect + write under one lock, so the later table has every cell
+    with FileLock(str(out_dir / ".table.lock")):
+        cells = collect_cells(sweep_dir)
+        if cells.empty:
+            print(f"[table] no finished cells under {sweep_dir}")
+            return None
+        table, caption = sweep_table(cells)
+        md = write_table_files(table, caption, out_dir)
+        atomic_write_text(out_dir / "cells.csv", cells.to_csv(index=False))
     if not quiet:
         print(f"\n{md}\n[table] {out_dir}/table.md (.csv, .tex)")
     return out_dir / "table.md"
@@ -128,4 +140,8 @@ class SweepTableCallback(Callback):
             # paper-layout tables (paper / ours / delta) of an experiment, see report/paper_tables.py
             from denoise_bench.report.paper_tables import build_table
 
-            build_table(str(name), sweep_dir, out_dir=sweep_dir)
+            try:
+                build_table(str(name), sweep_dir, out_dir=sweep_dir)
+            except Exception as e:  # the cells are done; a table bug must not look like a failed sweep
+                print(f"[report] {name}: not built ({type(e).__name__}: {e}); "
+                      f"rebuild with python -m denoise_bench.report {sweep_dir} --out {sweep_dir}")

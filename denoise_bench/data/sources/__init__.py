@@ -43,7 +43,23 @@ def list_items(cfg, split: str) -> list[ImageItem]:
     limit = (cfg.get("limit") or {}).get(split)
     if limit is not None and int(limit) >= 0:
         items = items[-int(limit):] if cfg.get("limit_from_end", False) and split == "test" else items[: int(limit)]
+    if split == "train" and cfg.get("train_part") is not None:
+        items = take_part(items, cfg.get("train_part"))
     return items
+
+
+def take_part(items: list, part) -> list:
+    """The slice [start, end) (fractions) of the training items, ``data.train_part``: adjacent parts
+    such as [0, 0.5] and [0.5, 1] are disjoint and together cover the split (unpaired methods train
+    a prior on one part and a denoiser on the other)."""
+    try:
+        start, end = (float(p) for p in part)
+    except (TypeError, ValueError):
+        raise ConfigError(f"data.train_part={part!r}: expected [start, end] fractions, e.g. [0.5, 1.0]") from None
+    if not 0.0 <= start < end <= 1.0:
+        raise ConfigError(f"data.train_part={list(part)}: expected 0 <= start < end <= 1")
+    n = len(items)
+    return items[int(start * n + 0.5) : int(end * n + 0.5)]
 
 
 # the readers register themselves on import

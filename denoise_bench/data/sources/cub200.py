@@ -12,6 +12,7 @@ random crop never fails half-way through training. Ids are ``cub200/<class>/<fil
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from denoise_bench.data.sources.celeba import read_two_columns
 from denoise_bench.data.sources.flowers102 import evenly_spaced
 from denoise_bench.errors import DataError
 
+log = logging.getLogger(__name__)
 LAYOUT = ("ROOT/CUB_200_2011/{images/<class>/<file>.jpg, images.txt ('<id> <class>/<file>.jpg'), "
           "train_test_split.txt ('<id> <1 train|0 test>')} (ROOT may be the CUB_200_2011 folder itself)")
 
@@ -78,7 +80,16 @@ def read_cub200(cfg, split: str) -> list[ImageItem]:
         if name not in listing[cls]:
             raise DataError(f"{images_dir / rel}: listed in {base / 'images.txt'} but not found; expected {LAYOUT}")
         items.append(ImageItem(id=f"cub200/{Path(rel).with_suffix('').as_posix()}", clean=ImageRef(str(images_dir / rel))))
-    if split == "train" and cfg.get("skip_small_train", True) and cfg.get("patch_size"):
-        patch = int(cfg.patch_size)
-        items = [it for it in items if min(image_size(it.clean)) >= patch]
+    # the smallest usable side: the training centre crop if any, else the random crop (none when
+    # images are only resized to data.train_size first)
+    need = cfg.get("train_center_crop") or (None if cfg.get("train_size") else cfg.get("patch_size"))
+    if split == "train" and cfg.get("skip_small_train", True) and need:
+        patch = int(need)
+        kept = [it for it in items if min(image_size(it.clean)) >= patch]
+        if items and not kept:
+            raise DataError(f"{images_dir}: every training image is smaller than the training crop {patch} "
+                            "(data.patch_size / data.train_center_crop); expected CUB images of at least that size")
+        if len(kept) < len(items):
+            log.warning("cub200: left out %d training image(s) smaller than the %d crop", len(items) - len(kept), patch)
+        items = kept
     return items

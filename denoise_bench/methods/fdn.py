@@ -1,0 +1,96 @@
+"""``method=fdn``: Flow-based Denoising Network (Liu et al., Sensors 2022; seed 002).
+
+FDN learns the density of *noisy* images with an invertible network f (``models/fdn_net.py``),
+then denoises by dropping the noise part of the latent: z = f(y) = [z_C, z_N], x̂ = f⁻¹([z_C, 0]).
+Training minimises eq. 12,
+
+    L = λ1·L_dis + λ2·L_rec,
+    L_dis = −log p(y) with z ~ N(0, I)  (eq. 10, all log-dets; in nats per dimension of y),
+    L_rec = ‖f⁻¹([z_C, 0]) − x‖₁          (eq. 11; mean absolute error per pixel and channel),
+
+so both terms are per-dimension averages and λ1, λ2 do not depend on the crop or batch size.
+Adam 2e-4 halved every ``lr_halve_every`` steps (paper: 50k), gradient-norm clipping
+(``grad_clip``). Noise modes come from the runner: a fixed sigma, ``sigma=blind`` (train and test
+on σ ~ U[0,55] per image), ``method.train_sigma=blind`` (blind model, fixed-sigma test) and real
+noise (``data.paired=true``: the noisy images come from disk).
+"""
+from __future__ import annotations
+
+import torch
+
+from denoise_bench.errors import ConfigError
+from denoise_bench.methods.base import DenoisingMethod
+from denoise_bench.models.fdn_net import FDNNet, clean_channel_count
+
+
+class FDN(DenoisingMethod):
+    name = "fdn"
+    trainable = True
+
+    def __init__(self, cfg=None, image_channels: int = 3):
+        super().__init__(cfg, image_channels)
+        c = self.cfg
+        try:
+            self.net = FDNNet(image_channels, flow_blocks=int(c.get("flow_blocks", 2)),
+                              sof_blocks=int(c.get("sof_blocks", 8)), split_len=c.get("split_len"),
+                              growth=int(c.get("growth", 32)), clamp=float(c.get("clamp", 1.0)),
+                              downscale=str(c.get("downscale", "haar")), lu=bool(c.get("lu", False)))
+            self.n_clean = clean_channel_count(self.net.out_channels, float(c.get("zc_ratio", 0.75)))
+        except ValueError as e:
+            raise ConfigError(f"method=fdn: {e}") from None
+        self.lambda_dis = float(c.get("lambda_dis", 1.0))
+        self.lambda_rec = float(c.get("lambda_rec", 1.0))
+        if c.get("weights"):
+            self._load_weights(str(c.weights))
+
+    def _load_weights(self, path: str) -> None:
+        """A state dict saved by this method (an artifact's model.pt, or a Lightning checkpoint)."""
+        from denoise_bench.methods.dncnn import read_state_dict
+
+        state = read_state_dict(path)
+        state = {k if k.startswith("net.") else f"net.{k}": v for k, v in state.items()}
+        try:
+            self.load_state_dict(state)
+        except RuntimeError as e:
+            raise ConfigError(f"{path}: does not fit this FDN (check flow_blocks / sof_blocks / growth / "
+                              f"split_len / lu / data.channels): {str(e).splitlines()[0]}") from None
+
+    # -- the model --------------------------------------------------------------------------------
+    def losses(self, noisy: torch.Tensor, clean: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The two terms of eq. 12 and their weighted sum (batch means)."""
+        nll, z = self.net.nll_per_dim(noisy)
+        restored = self.net.restore(z, self.n_clean)
+        l_dis, l_rec = nll.mean(), (restored - clean).abs().mean()
+        return {"l_dis": l_dis, "l_rec": l_rec, "loss": self.lambda_dis * l_dis + self.lambda_rec * l_rec}
+
+    def denoise(self, noisy, sigma):
+        return self.net.denoise(noisy, self.n_clean)
+
+    # -- training ---------------------------------------------------------------------------------
+    def training_step(self, batch, batch_idx):
+        if "clean" not in batch:
+            raise ConfigError("method=fdn is supervised: it needs clean targets (L_rec, eq. 11)")
+        parts = self.losses(batch["noisy"], batch["clean"])
+        loss = self.check_finite(parts["loss"])
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/l_dis", parts["l_dis"])
+        self.log("train/l_rec", parts["l_rec"])
+        return loss
+
+    def configure_optimizers(self):
+        c = self.cfg
+        opt = torch.optim.Adam(self.parameters(), lr=float(c.get("lr", 2e-4)),
+                               betas=tuple(c.get("betas", (0.9, 0.999))))
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, int(c.get("lr_halve_every", 50000))),
+                                                gamma=0.5)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        """``method.grad_clip`` (a gradient-norm bound) replaces the trainer's clipping when it is set."""
+        clip = self.cfg.get("grad_clip")
+        if clip is None:
+            self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val,
+                                gradient_clip_algorithm=gradient_clip_algorithm)
+            return
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(params, float(clip))

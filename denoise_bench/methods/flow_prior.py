@@ -1,0 +1,198 @@
+"""``method=flow_prior``: unpaired denoising with a flow prior (Kattakinda & Rajagopalan, ICIP 2020).
+
+Stage 1 — a Glow density p_C trained on CLEAN images (the shared ``glow`` prior artifact, trained
+once per prior config, see ``denoise_bench.priors``), here on the part ``method.prior_part`` of the
+training split.
+Stage 2 — a ResNet denoiser D = R(N) trained on NOISY images only, from the disjoint part
+``data.train_part`` of the split (the datamodule drops "clean" from its batches: ``unpaired``), by
+minimising the paper's objective
+
+    L(D) = ‖B(D) − B(N)‖² − λ(σ)·log p_C(D),
+
+B a normalised Gaussian blur (``denoise_bench.blur``; ``method.blur=false``: B = identity).
+λ from the MAP argument: B(N) = B(C) + B(n) with B(n) ~ N(0, σ²‖b‖₂²) per pixel, so
+−log p(B(N)|D) = ‖B(D) − B(N)‖² / (2σ²‖b‖₂²) + const; multiplying the MAP objective by
+2σ²‖b‖₂² gives λ = 2σ²‖b‖₂² (σ on [0, 1]), times ``method.lambda_mult`` = c.
+The prior is frozen, in eval(), evaluated without dequantisation noise (a smooth function of D).
+
+Resolution: the prior models images of one size (its training crops = ``data.patch_size``). The
+denoiser trains on crops of that size; larger images (validation) are scored by tiling them into
+prior-size patches (the last row / column of tiles overlaps so every pixel is covered) and summing
+their log-densities. The ResNet itself is fully convolutional: denoising needs no tiling.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+
+import torch
+from omegaconf import OmegaConf
+
+from denoise_bench.blur import GaussianBlur
+from denoise_bench.errors import ConfigError, TrainingError
+from denoise_bench.methods.base import DenoisingMethod
+from denoise_bench.models.resnet_denoiser import ResNetDenoiser
+
+RESNET_DEFAULTS = {"blocks": 64, "hidden": 8, "norm": "instance", "slope": 0.2, "input": "logit",
+                   "logit_eps": 1e-3}
+
+
+def map_lambda(sigma255: torch.Tensor | float, blur_sq_norm: float, mult: float = 1.0) -> torch.Tensor:
+    """λ = c · 2σ²‖b‖₂², σ = sigma/255: the MAP weight of −log p for the summed squared error."""
+    s = torch.as_tensor(sigma255, dtype=torch.float32) / 255.0
+    return float(mult) * 2.0 * s**2 * float(blur_sq_norm)
+
+
+def tile_starts(length: int, tile: int) -> list[int]:
+    """Start offsets of tiles of size ``tile`` covering [0, length): a regular grid, the last tile
+    moved back to end at the border (it overlaps its neighbour when ``tile`` does not divide)."""
+    if length < tile:
+        raise ConfigError(f"image side {length} is smaller than the prior's resolution {tile}")
+    starts = list(range(0, length - tile + 1, tile))
+    if starts[-1] + tile < length:
+        starts.append(length - tile)
+    return starts
+
+
+def tiles(x: torch.Tensor, size: int) -> torch.Tensor:
+    """[B,C,H,W] → [B·T, C, size, size], T tiles per image (see ``tile_starts``)."""
+    if tuple(x.shape[-2:]) == (size, size):
+        return x
+    rows, cols = tile_starts(x.shape[-2], size), tile_starts(x.shape[-1], size)
+    patches = [x[:, :, r : r + size, c : c + size] for r in rows for c in cols]
+    return torch.stack(patches, dim=1).flatten(0, 1)
+
+
+def partition_overlaps(a, b) -> bool:
+    return float(a[0]) < float(b[1]) and float(b[0]) < float(a[1])
+
+
+def state_fingerprint(module: torch.nn.Module) -> str:
+    """SHA-256 (16 hex) of a module's state: identifies exactly which prior a denoiser was trained with."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class FlowPriorDenoiser(DenoisingMethod):
+    name = "flow_prior"
+    trainable = True
+    unpaired = True  # the datamodule drops "clean" from training batches
+
+    def __init__(self, cfg=None, image_channels: int = 1):
+        super().__init__(cfg, image_channels)
+        c = self.cfg
+        arch = dict(RESNET_DEFAULTS)
+        arch.update(OmegaConf.to_container(c.get("resnet"), resolve=True) if c.get("resnet") is not None else {})
+        unknown = set(arch) - set(RESNET_DEFAULTS)
+        if unknown:
+            raise ConfigError(f"method.resnet: unknown keys {sorted(unknown)}; expected {sorted(RESNET_DEFAULTS)}")
+        self.net = ResNetDenoiser(image_channels, **arch)
+        self.blur = GaussianBlur(int(c.get("blur_size", 5)), float(c.get("blur_sigma", 1.0)),
+                                 enabled=bool(c.get("blur", True)))
+        self.lambda_mult = float(c.get("lambda_mult", 1.0))
+        if not self.lambda_mult >= 0:
+            raise ConfigError(f"method.lambda_mult={self.lambda_mult}: expected >= 0")
+        self._prior: tuple = ()  # (Glow,) kept outside the module tree: not trained, not in the artifact
+        self.prior_key: dict | None = None
+        self.prior_size: int | None = None
+
+    # -- stage 1: the prior --------------------------------------------------------------------
+    def prior_data_cfg(self, cfg):
+        """The run config with ``data.train_part`` = ``method.prior_part`` (clean images of the prior)."""
+        prior_part = list(self.cfg.get("prior_part") or [0.0, 0.5])
+        own_part = cfg.data.get("train_part")
+        if own_part is None or partition_overlaps(prior_part, own_part):
+            raise ConfigError(
+                f"flow_prior: the prior's images (method.prior_part={prior_part}) and the denoiser's noisy "
+                f"images (data.train_part={None if own_part is None else list(own_part)}) must be disjoint "
+                "parts of the training split, e.g. [0, 0.5] and [0.5, 1]")
+        out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+        out.data.train_part = prior_part
+        return out
+
+    def prepare(self, ctx) -> None:
+        """Load (or train once, via the artifact store) the clean-image Glow prior; freeze it."""
+        from denoise_bench.artifacts import config_key
+        from denoise_bench.priors import freeze, load_or_train_prior, prior_channels, prior_data_config, prior_key
+
+        cfg = self.prior_data_cfg(ctx.cfg)
+        data_cfg = prior_data_config(cfg)
+        crop = ctx.cfg.data.get("patch_size")
+        if data_cfg.get("patch_size") is None or crop is None or int(crop) < int(data_cfg.patch_size):
+            raise ConfigError(f"flow_prior: data.patch_size={crop} (the denoiser's training crops) must be at least "
+                              f"the prior's resolution {data_cfg.get('patch_size')} (prior.image_size); set it equal")
+        self.prior_size = int(data_cfg.patch_size)  # the prior's training resolution
+        prior = freeze(load_or_train_prior(ctx, cfg))
+        self._prior = (prior,)
+        # the denoiser's artifact key names its prior: the prior's store key and its exact weights
+        self.prior_key = {"key": None if cfg.prior.get("weights") else
+                          config_key(prior_key(cfg, data_cfg, prior_channels(data_cfg))),
+                          "weights_sha256": state_fingerprint(prior)}
+
+    @property
+    def prior(self):
+        if not self._prior:
+            raise TrainingError("flow_prior: the prior is not loaded (prepare(ctx) must run before training)")
+        prior = self._prior[0]
+        if next(prior.parameters()).device != self.device:
+            prior.to(self.device)
+        return prior
+
+    def artifact_config(self) -> dict:
+        """Method config + the exact prior it is trained against (its weights' fingerprint)."""
+        if self.prior_key is None:
+            raise TrainingError("flow_prior: artifact_config() needs the prior; call prepare(ctx) first")
+        return {**super().artifact_config(), "prior": self.prior_key}
+
+    # -- the objective -------------------------------------------------------------------------
+    def prior_log_prob(self, images: torch.Tensor) -> torch.Tensor:
+        """log p_C per image [B] (nats, no dequantisation noise), summed over prior-size tiles."""
+        b = images.shape[0]
+        patches = tiles(images, self.prior_size)
+        return self.prior.log_prob(patches, dequantize=False).reshape(b, -1).sum(1)
+
+    def lam(self, sigma: torch.Tensor) -> torch.Tensor:
+        if torch.isnan(sigma).any():
+            raise ConfigError("flow_prior needs the noise level for λ(σ); real noise (sigma=real) is not supported")
+        return map_lambda(sigma, self.blur.sq_norm, self.lambda_mult).to(sigma.device)
+
+    def objective(self, denoised: torch.Tensor, noisy: torch.Tensor, sigma: torch.Tensor) -> dict:
+        """Per-image terms of L = ‖B(D) − B(N)‖² − λ·log p_C(D), [B] each."""
+        data = ((self.blur(denoised) - self.blur(noisy)) ** 2).flatten(1).sum(1)
+        log_p = self.prior_log_prob(denoised)
+        lam = self.lam(sigma)
+        return {"loss": data - lam * log_p, "data": data, "log_p": log_p}
+
+    # -- Lightning -----------------------------------------------------------------------------
+    def denoise(self, noisy, sigma):
+        return self.net(noisy)
+
+    def training_step(self, batch, batch_idx):
+        if "clean" in batch:  # the datamodule must drop it (unpaired); refuse rather than risk a leak
+            raise TrainingError("flow_prior: a training batch holds clean images; the method is unpaired")
+        noisy = batch["noisy"]
+        terms = self.objective(self.net(noisy), noisy, batch["sigma"])
+        pixels = noisy[0].numel()
+        loss = self.check_finite(terms["loss"].mean() / pixels)  # per pixel: a readable scale
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/data", terms["data"].mean() / pixels)
+        self.log("train/bpd", -terms["log_p"].mean() / (pixels * math.log(2.0)))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        """The unsupervised objective on noisy validation images (never the clean ones)."""
+        noisy = batch["noisy"]
+        terms = self.objective(self.net(noisy), noisy, batch["sigma"])
+        self.log("val/loss", terms["loss"].mean() / noisy[0].numel(), batch_size=noisy.shape[0],
+                 prog_bar=True, sync_dist=True)
+
+    def configure_optimizers(self):
+        c = self.cfg
+        opt = torch.optim.Adam(self.net.parameters(), lr=float(c.get("lr", 1e-3)))
+        steps = int(self.trainer.max_steps) if self.trainer and self.trainer.max_steps > 0 else 1
+        drop_at = max(1, int(steps * float(c.get("lr_drop_at", 0.8))))
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[drop_at], gamma=float(c.get("lr_drop", 0.1)))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

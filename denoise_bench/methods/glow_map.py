@@ -1,0 +1,131 @@
+"""``method=glow_map``: β-MAP denoising with a Glow prior ("Image Denoising with a Normalizing-Flow
+Prior", seed 001).
+
+Eq. 5:  Ĉ = argmax_C  β·log p(N|C) + log p(C),  and with Gaussian noise of std σ
+        −log p(N|C) = ‖N − C‖² / (2σ²) + const,
+so each image minimises  J(C) = β·‖N − C‖²/(2σ²) − log p(C)  (σ = sigma/255, the std actually
+used for that image). Adam starts from C = N and C is kept in [0, 1] by clamping after every step
+(projected Adam). log p is the frozen prior's density at y = C − ½ without dequantisation noise
+(``log_prob(x, dequantize=False)``), so the objective is deterministic.
+
+A batch of B images is B independent optimisations in one pass: the loss is the SUM of the
+per-image objectives, so the gradient w.r.t. image i is that image's own (the Glow has no
+batch-coupled layer in eval()), and Adam's moments are element-wise. β = 1 is the true MAP; a
+larger β stays closer to the noisy image (the paper's fix for prior deficiencies).
+
+``space=latent`` optimises the standardised latents z instead (C = f⁻¹(z), one extra forward for
+log p(C)); images whose side is not a multiple of 2^L are reflect-padded for the prior term.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+
+from denoise_bench.errors import ConfigError, TrainingError
+from denoise_bench.methods.base import EVAL_ONLY_KEYS, DenoisingMethod
+
+# method keys that only change the MAP solve (the prior's key is built from cfg.prior alone)
+MAP_KEYS = {"beta", "map_steps", "map_lr", "space"}
+
+
+def pad_to_multiple(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Reflect-pad the bottom / right of [B,C,H,W] up to multiples of ``factor``."""
+    ph, pw = (-x.shape[-2]) % factor, (-x.shape[-1]) % factor
+    return F.pad(x, (0, pw, 0, ph), mode="reflect") if ph or pw else x
+
+
+def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0, steps: int = 500,
+             lr: float = 1e-3, space: str = "pixel", progress: bool = False) -> torch.Tensor:
+    """β-MAP estimate of the clean batch (eq. 5), one independent Adam problem per image.
+
+    Args:
+        prior: a Glow (frozen, eval()) with ``log_prob(x, dequantize=False)`` in nats per image.
+        noisy: N, [B,C,H,W] on the [0,1] scale (not clipped).
+        sigma: noise std per image on the [0,1] scale, [B].
+    """
+    if space not in ("pixel", "latent"):
+        raise ConfigError(f"method.space={space!r}: expected 'pixel' or 'latent'")
+    from tqdm.auto import tqdm
+
+    h, w = noisy.shape[-2:]
+    factor = 2 ** prior.n_levels
+    noisy = noisy.detach()
+    weight = (float(beta) / (2.0 * sigma.to(noisy) ** 2)).view(-1)  # β/(2σ²) per image
+    with torch.enable_grad():
+        if space == "pixel":
+            c = noisy.clamp(0.0, 1.0).clone().requires_grad_(True)
+            params = [c]
+        else:
+            zs, _ = prior.encode(pad_to_multiple(noisy.clamp(0.0, 1.0), factor), standardize=True)
+            params = [z.detach().clone().requires_grad_(True) for z in zs]
+        opt = torch.optim.Adam(params, lr=float(lr))
+        for step in tqdm(range(int(steps)), desc=f"beta-MAP x{noisy.shape[0]}", leave=False, disable=not progress):
+            opt.zero_grad(set_to_none=True)
+            if space == "pixel":
+                full, c_img = pad_to_multiple(c, factor), c
+            else:
+                full = prior.decode(params, standardized=True)
+                c_img = full[..., :h, :w]
+            data_term = weight * (noisy - c_img).pow(2).flatten(1).sum(1)
+            objective = data_term - prior.log_prob(full, dequantize=False)  # J per image, [B]
+            if not torch.isfinite(objective).all():
+                raise TrainingError(f"glow_map: the MAP objective became non-finite at iteration {step}; "
+                                    "lower method.map_lr")
+            objective.sum().backward()  # a sum: image i's gradient is its own objective's
+            opt.step()
+            if space == "pixel":
+                with torch.no_grad():
+                    c.clamp_(0.0, 1.0)
+        if space == "pixel":
+            return c.detach()
+        with torch.no_grad():
+            return prior.decode(params, standardized=True)[..., :h, :w].clamp(0.0, 1.0)
+
+
+class GlowMAP(DenoisingMethod):
+    """β-MAP with the Glow prior of ``cfg.prior`` (trained once, see ``priors.load_or_train_prior``)."""
+
+    name = "glow_map"
+    trainable = False  # the method itself has no weights; the prior is fetched in prepare()
+    grad_at_test = True  # Adam on the image inside test_step: the runner disables inference_mode
+
+    def __init__(self, cfg=None, image_channels: int = 1):
+        super().__init__(cfg, image_channels)
+        self.prior = None
+        self.show_progress = False
+
+    def artifact_config(self) -> dict:
+        cfg = OmegaConf.to_container(self.cfg, resolve=True)
+        return {k: v for k, v in cfg.items() if k not in EVAL_ONLY_KEYS | MAP_KEYS}
+
+    def set_prior(self, glow) -> None:
+        """Use ``glow`` (frozen here) as the prior; prepare() does this from the artifact store."""
+        from denoise_bench.priors import freeze
+
+        if glow.in_channels != self.image_channels:
+            raise ConfigError(f"glow_map: the prior models {glow.in_channels}-channel images, the test images "
+                              f"have {self.image_channels} (prior.data / data.channels)")
+        self.prior = freeze(glow)
+
+    def prepare(self, ctx) -> None:
+        from denoise_bench.priors import load_or_train_prior
+
+        self.show_progress = bool(ctx.cfg.get("progress", True))
+        self.set_prior(load_or_train_prior(ctx, ctx.cfg))
+
+    def denoise(self, noisy, sigma):
+        if self.prior is None:
+            raise ConfigError("glow_map: no prior; the runner calls prepare(ctx) before testing")
+        s = sigma.to(noisy).view(-1) / 255.0
+        if torch.isnan(s).any():
+            raise ConfigError("glow_map needs the noise std of each image; sigma=real (unknown noise) is not supported")
+        self.prior.eval()
+        c = self.cfg
+        return beta_map(self.prior, noisy, s.clamp_min(1e-6), beta=float(c.get("beta", 1.0)),
+                        steps=int(c.get("map_steps", 500)), lr=float(c.get("map_lr", 1e-3)),
+                        space=str(c.get("space", "pixel")), progress=self.show_progress)
+
+    def count_parameters(self) -> int:
+        """The prior's size (its parameters are frozen, so the base count would be 0)."""
+        return sum(p.numel() for p in self.prior.parameters()) if self.prior is not None else 0

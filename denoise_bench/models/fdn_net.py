@@ -1,0 +1,94 @@
+"""FDN's invertible network (Liu et al., Sensors 2022, Fig. 3), built from ``denoise_bench.flows``.
+
+    f = K DownScale Flow blocks,  block = [downscale → S Step-of-Flow],
+    Step-of-Flow = ActNorm (eq. 6) → invertible 1×1 conv (eq. 8) → DenseAffineCoupling (eqs. above Table I)
+
+The downscale is the fixed Haar transform of FDN's predecessor InvDN (default) or the paper's
+checkerboard squeeze (Fig. 4). Both are volume-preserving here, so every log-det comes from
+ActNorm, the 1×1 convs and the couplings. With K=2, S=8, RGB, a 3-channel coupling split, dense
+blocks of growth 32 and a plain 1×1 conv this is 4,375,680 trainable parameters (the paper's 4.38 M).
+
+Denoising (eqs. 4–5): z = f(y) = [z_C, z_N] along channels of the final tensor; x̂ = f⁻¹([z_C, 0]).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from denoise_bench.flows import (ActNorm, DenseAffineCoupling, FlowSequence, HaarDownsampling, InvConv1x1,
+                                 Squeeze)
+
+DOWNSCALES = ("haar", "squeeze")
+
+
+def clean_channel_count(channels: int, zc_ratio: float) -> int:
+    """Channels of z_C: ``zc_ratio`` of the final channels; must be a whole number in [1, channels−1]."""
+    n = zc_ratio * channels
+    if abs(n - round(n)) > 1e-6 or not 1 <= round(n) <= channels - 1:
+        raise ValueError(f"zc_ratio={zc_ratio:g} of {channels} latent channels is {n:g}: "
+                         f"needs a whole number of channels between 1 and {channels - 1}")
+    return int(round(n))
+
+
+class FDNNet(FlowSequence):
+    """The bijection y ↦ z of FDN; ``forward(y) -> (z, log|det ∂z/∂y|)``, ``inverse(z) -> y``.
+
+    Args:
+        in_channels: image channels C (the final latent has C·4^K channels at 1/2^K resolution).
+        flow_blocks: K DownScale Flow blocks.  sof_blocks: S Step-of-Flow per block.
+        split_len: channels x1 of every coupling (null: C, i.e. the low-pass band after Haar).
+        growth, clamp: dense-block width and the bound on the coupling's log-scale.
+        downscale: "haar" or "squeeze".  lu: LU-parameterised 1×1 conv (the paper's is plain).
+    """
+
+    def __init__(self, in_channels: int = 3, flow_blocks: int = 2, sof_blocks: int = 8,
+                 split_len: int | None = None, growth: int = 32, clamp: float = 1.0,
+                 downscale: str = "haar", lu: bool = False):
+        if downscale not in DOWNSCALES:
+            raise ValueError(f"downscale={downscale!r}: choose one of {DOWNSCALES}")
+        if flow_blocks < 1 or sof_blocks < 0:
+            raise ValueError(f"need flow_blocks >= 1 and sof_blocks >= 0, got {flow_blocks}, {sof_blocks}")
+        split = int(split_len or in_channels)
+        layers, c = [], in_channels
+        for _ in range(flow_blocks):
+            layers.append(HaarDownsampling(c) if downscale == "haar" else Squeeze())
+            c *= 4
+            for _ in range(sof_blocks):
+                layers += [ActNorm(c), InvConv1x1(c, lu=lu),
+                           DenseAffineCoupling(c, split_len=split, clamp=clamp, growth=growth)]
+        super().__init__(layers)
+        self.in_channels, self.flow_blocks, self.out_channels = in_channels, flow_blocks, c
+
+    @property
+    def multiple(self) -> int:
+        """Height and width must be multiples of this (each block halves them)."""
+        return 2 ** self.flow_blocks
+
+    def nll_per_dim(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L_dis of eq. 10 per sample, in nats per dimension of y; z).
+
+        −log p(y) = −[log N(z; 0, I) + Σ_i log|det ∂f_i/∂h_i|], divided by D = C·H·W so that the
+        loss weight λ1 does not depend on the crop size (bits/dim = this / ln 2).
+        """
+        z, logdet = self(y)
+        d = y[0].numel()
+        log_pz = -0.5 * (z.flatten(1) ** 2).sum(1) - 0.5 * d * math.log(2 * math.pi)
+        return -(log_pz + logdet) / d, z
+
+    def restore(self, z: torch.Tensor, n_clean: int) -> torch.Tensor:
+        """f⁻¹([z_C, 0]): the first ``n_clean`` latent channels are kept, z_N is set to 0 (eq. 4)."""
+        mask = torch.zeros_like(z)
+        mask[:, :n_clean] = 1.0
+        return self.inverse(z * mask)
+
+    def denoise(self, y: torch.Tensor, n_clean: int) -> torch.Tensor:
+        """x̂ = f⁻¹([z_C, 0]) for any image size: reflect-pad to a multiple of 2^K, crop back."""
+        h, w = y.shape[-2:]
+        ph, pw = (-h) % self.multiple, (-w) % self.multiple
+        if ph or pw:
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            y = F.pad(y, (0, pw, 0, ph), mode=mode)
+        z, _ = self(y)
+        return self.restore(z, n_clean)[..., :h, :w]

@@ -1,0 +1,174 @@
+"""Training the Glow density prior on clean images (the first stage of glow_map and flow_prior).
+
+Maximum likelihood on uniformly dequantised images (Glow, Kingma & Dhariwal 2018): the loss is
+the negative log-likelihood in nats per image, −log p(x) (including −D·log n_bins, see
+``flows/dequant.py``), reported and optimised as bits/dim = NLL / (D·ln 2), so the loss scale does
+not depend on the image size. Stabilisers: linear lr warm-up, grad-norm clipping (the trainer's
+``gradient_clip_val``), LU 1×1 convs, ActNorm's data-dependent init on the first training batch.
+
+A non-finite loss stops training with the step number; the weights of the last step whose loss was
+finite are written to ``<failure_dir>/last_good.pt`` first, so nothing learned is lost.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+
+from denoise_bench.errors import TrainingError
+from denoise_bench.flows import Glow
+
+
+def build_glow(cfg, channels: int) -> Glow:
+    """The Glow of a prior config (``levels``, ``steps``, ``hidden``, ``n_bits``, ``lu``, ``learn_top``)."""
+    return Glow(in_channels=int(channels), levels=int(cfg.get("levels", 4)), steps=int(cfg.get("steps", 32)),
+                hidden=int(cfg.get("hidden", 512)), n_bits=int(cfg.get("n_bits", 8)),
+                lu=bool(cfg.get("lu", True)), learn_top=bool(cfg.get("learn_top", True)))
+
+
+def crop_to_multiple(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Centre crop [B,C,H,W] so H and W are multiples of ``factor`` (Glow squeezes L times)."""
+    h, w = x.shape[-2] - x.shape[-2] % factor, x.shape[-1] - x.shape[-1] % factor
+    top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
+    return x[..., top : top + h, left : left + w]
+
+
+def image_grid(images: torch.Tensor, nrow: int | None = None, gap: int = 2) -> Image.Image:
+    """[N,C,H,W] in [0,1] -> one RGB PIL image, ``nrow`` images per row."""
+    n, c, h, w = images.shape
+    nrow = nrow or max(1, int(math.ceil(math.sqrt(n))))
+    rows = int(math.ceil(n / nrow))
+    canvas = np.full((rows * (h + gap) - gap, nrow * (w + gap) - gap, 3), 255, dtype=np.uint8)
+    arr = (images.detach().cpu().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    if c == 1:
+        arr = np.repeat(arr, 3, axis=3)
+    for i in range(n):
+        r, k = divmod(i, nrow)
+        canvas[r * (h + gap) : r * (h + gap) + h, k * (w + gap) : k * (w + gap) + w] = arr[i]
+    return Image.fromarray(canvas)
+
+
+class GlowPrior(L.LightningModule):
+    """Maximum-likelihood training of a Glow on ``batch["clean"]`` (any dataset of the suite).
+
+    The trained density is ``self.glow``; the artifact stored by the runner is this module's
+    state dict (keys ``glow.*``).
+    """
+
+    def __init__(self, cfg: DictConfig | dict, channels: int, image_size: int | None = None):
+        super().__init__()
+        self.cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+        self.channels = int(channels)
+        self.image_size = image_size
+        self.glow = build_glow(self.cfg, channels)
+        self.failure_dir: Path | None = None  # where last_good.pt goes when the loss diverges
+        self.artifact_dir: Path | None = None  # where samples.png / report.json go after training
+        self.seed = 0
+        self._good: dict | None = None
+        self._good_step = -1
+        self.val_bpd: float | None = None
+        self.train_bpd: float | None = None
+        self.samples: Image.Image | None = None
+
+    # -- training -------------------------------------------------------------------------------
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        x = batch["clean"]
+        nll = -self.glow.log_prob(x, dequantize=True)  # nats per image, ActNorm inits on the first batch
+        bpd = nll.mean() / (x[0].numel() * math.log(2.0))
+        if not torch.isfinite(bpd):
+            self._diverged(float(bpd))
+        self._remember_good()
+        self.train_bpd = float(bpd.detach())
+        self.log("train/nll", nll.mean().detach(), batch_size=x.shape[0])
+        self.log("train/bpd", bpd.detach(), batch_size=x.shape[0], prog_bar=True)
+        return bpd
+
+    def _remember_good(self) -> None:
+        """Copy the weights that just gave a finite loss (before this step's update)."""
+        state = self.state_dict()
+        if self._good is None:
+            self._good = {k: v.detach().clone() for k, v in state.items()}
+        else:
+            for k, v in state.items():
+                self._good[k].copy_(v)
+        self._good_step = int(self.global_step)
+
+    def _diverged(self, value: float) -> None:
+        where = "no finite step yet, nothing saved"
+        if self._good is not None and self.failure_dir is not None:
+            from denoise_bench.artifacts import atomic_write_bytes
+            import io
+
+            path = Path(self.failure_dir) / "last_good.pt"
+            buf = io.BytesIO()
+            torch.save({"state_dict": {k: v.cpu() for k, v in self._good.items()}, "step": self._good_step,
+                        "config": OmegaConf.to_container(self.cfg, resolve=True)}, buf)
+            atomic_write_bytes(path, buf.getvalue())
+            where = f"last good weights (step {self._good_step}) saved to {path}"
+        raise TrainingError(f"glow_prior: loss became {value} at step {int(self.global_step)}; {where}; "
+                            "lower prior.lr, raise prior.warmup_steps or set prior.gradient_clip_val")
+
+    def configure_optimizers(self):
+        opt = torch.optim.Adam(self.parameters(), lr=float(self.cfg.get("lr", 1e-3)))
+        warmup = max(1, int(self.cfg.get("warmup_steps", 0) or 1))
+        # Glow's linear warm-up: lr·min(1, (step+1)/warmup)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # -- validation: bits/dim of held-out clean images ------------------------------------------
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        x = crop_to_multiple(batch["clean"], 2 ** self.glow.n_levels)
+        bpd = self.glow.bits_per_dim(x, dequantize=True)
+        self.log("val/bpd", bpd.mean(), batch_size=x.shape[0], prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        v = self.trainer.callback_metrics.get("val/bpd")
+        if v is not None:
+            self.val_bpd = float(v)
+
+    # -- after training: a sample grid and a small report next to the weights -----------------
+    def make_samples(self) -> Image.Image | None:
+        if not self.image_size:
+            return None
+        n = int(self.cfg.get("n_samples", 16))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(self.seed))
+            x = self.glow.sample(n, float(self.cfg.get("sample_temperature", 0.7)), image_size=int(self.image_size))
+        return image_grid(x)
+
+    def on_train_end(self) -> None:
+        was_training = self.training
+        self.eval()
+        try:
+            self.samples = self.make_samples()
+        finally:
+            self.train(was_training)
+        if self.samples is not None and self.logger and hasattr(self.logger, "log_image"):
+            try:
+                self.logger.log_image(key="prior/samples", images=[self.samples])
+            except Exception:  # noqa: BLE001 - a logger that cannot show images is not an error
+                pass
+        if self.artifact_dir is not None:
+            self.write_report(Path(self.artifact_dir))
+
+    def report(self) -> dict:
+        return {"train_bits_per_dim": self.train_bpd, "val_bits_per_dim": self.val_bpd,
+                "steps": int(self.global_step),
+                "parameters": sum(p.numel() for p in self.glow.parameters())}
+
+    def write_report(self, folder: Path) -> None:
+        import io
+
+        from denoise_bench.artifacts import atomic_write_bytes, atomic_write_text
+
+        atomic_write_text(folder / "report.json", json.dumps(self.report(), indent=2))
+        if self.samples is not None:
+            buf = io.BytesIO()
+            self.samples.save(buf, format="PNG")
+            atomic_write_bytes(folder / "samples.png", buf.getvalue())

@@ -1,0 +1,79 @@
+"""Table captions: the protocol of *our* cells (data, split, n, resolution, scale, noise, metrics,
+training, commit) next to the paper's source. Everything comes from the cells' stored metrics.json,
+so a caption is as reproducible as the numbers."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from denoise_bench.report.cells import Cell
+from denoise_bench.report.reference import source_line
+
+
+def _join(values) -> str:
+    vals = sorted({str(v) for v in values if v is not None and str(v) != ""})
+    return ", ".join(vals) if vals else "unrecorded"
+
+
+def resolution(cell: Cell) -> str:
+    crop, size = cell.get("data.test_crop"), cell.get("data.test_size")
+    if not crop and not size:
+        return "full-size test images"
+    parts = []
+    if crop:
+        parts.append(f"centre crop {crop}×{crop}")
+    if size:
+        parts.append(f"resized to {size}×{size}")
+    return ", ".join(parts)
+
+
+def training(cell: Cell) -> str | None:
+    """'fdn: 2000 steps' / 'dncnn: weights DnCNN-S-25.pth' / None for untrained methods."""
+    weights = cell.get("method.weights")
+    if weights:
+        return f"{cell.method}: published weights {Path(str(weights)).name}"
+    steps = cell.get("method.train_steps")
+    return f"{cell.method}: {steps} training steps" if steps else None
+
+
+def commit(cell: Cell) -> str | None:
+    return (cell.m.get("provenance") or {}).get("commit")
+
+
+def protocol(cells: list[Cell]) -> str:
+    """One paragraph describing how our numbers were measured (empty cells: says so)."""
+    if not cells:
+        return "Ours: no finished cells of ours were found for this table (every 'ours' entry is —)."
+    return (
+        f"Ours: {_join(c.dataset for c in cells)} ({_join(c.m.get('test_set') for c in cells)}); "
+        f"n = {_join(c.m.get('n_images') for c in cells)} images per cell; {_join(resolution(c) for c in cells)}; "
+        f"scale: {_join(c.m.get('scale') for c in cells)}; "
+        f"noise: {_join(c.m.get('noise') for c in cells)}; "
+        f"metrics: {_join(c.m.get('metric_protocol') for c in cells)}; "
+        f"training: {_join(training(c) for c in cells)}; "
+        f"{len(cells)} cell{'s' if len(cells) != 1 else ''}, run at commit {_join(commit(c) for c in cells)}."
+    )
+
+
+def scale_warning(cells: list[Cell]) -> str | None:
+    scales = {str(c.m.get("scale")) for c in cells}
+    small = sorted(scales & {"smoke", "quick"})
+    if not small:
+        return None
+    return (f"Scale {'/'.join(small)} is not the papers' scale (small models, short training on a CPU): "
+            "compare trends, not values.")
+
+
+def caption(name: str, cells: list[Cell], *notes: str, has_paper: bool = True) -> str:
+    """Protocol of ours, the convention of Δ and '—', the paper's source, then table-specific notes."""
+    parts = [protocol(cells)]
+    warning = scale_warning(cells)
+    if warning:
+        parts.append(warning)
+    if has_paper:
+        parts.append("Δ = ours − paper (same units); — = not run here / not published; bold = best of the "
+                     "paper's numbers and best of ours, ranked separately.")
+    else:
+        parts.append("— = not run here; bold = best of ours.")
+    parts.append(source_line(name))
+    parts += [n for n in notes if n]
+    return " ".join(parts)
