@@ -29,7 +29,6 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import torch
 from filelock import FileLock, Timeout
 
 
@@ -149,6 +148,8 @@ class ArtifactStore:
         try:
             self.verify(d, config)
             try:
+                import torch
+
                 return torch.load(d / "model.pt", map_location="cpu", weights_only=True)
             except Exception as e:  # noqa: BLE001 - checksum fine but not a loadable state dict
                 raise CorruptArtifact(f"torch.load failed ({type(e).__name__}: {e})") from None
@@ -166,6 +167,8 @@ class ArtifactStore:
         if not self.enabled:
             return d
         self.root.mkdir(parents=True, exist_ok=True)
+        import torch
+
         stage = Path(tempfile.mkdtemp(dir=self.root, prefix=f".stage-{d.name}-"))
         try:
             buf = io.BytesIO()
@@ -218,11 +221,12 @@ class ArtifactStore:
                     status = "ok"
                 except CorruptArtifact:
                     status = "corrupt"
-            k = meta.get("kind") or d.name.split(".corrupt-")[0].rsplit("-", 1)[0]
+            base = d.name.split(".corrupt-")[0]  # <kind>-<key>
+            k = meta.get("kind") or base.rsplit("-", 1)[0]
             if kind is not None and k != kind:
                 continue
             size = sum(f.stat().st_size for f in d.iterdir() if f.is_file())
-            out.append({**meta, "kind": k, "key": meta.get("key") or d.name.rsplit("-", 1)[-1],
+            out.append({**meta, "kind": k, "key": meta.get("key") or base.rsplit("-", 1)[-1],
                         "path": str(d), "bytes": size, "status": status})
         return out
 

@@ -172,6 +172,7 @@ def run_cell(cfg: DictConfig) -> dict | None:
     import lightning as L
     import torch
 
+    from denoise_bench.complexity import denoise_gflops
     from denoise_bench.data.datamodule import DenoisingDataModule
     from denoise_bench.data.noise import NoiseSpec, parse_sigma
     from denoise_bench.loggers import finish, log_cell, make_logger
@@ -232,6 +233,7 @@ def run_cell(cfg: DictConfig) -> dict | None:
             "seconds_per_image": ctx.timings["test"] / max(1, len(rows)),
             "timings": ctx.timings,
             "parameters": method.count_parameters(),
+            "gflops_256": denoise_gflops(method, dm.channels),  # per 256x256 image (complexity.py)
             "scale": cfg.scale.name,
             "noise": spec.describe(),
             "protocol": OmegaConf.to_container(cfg.metrics, resolve=True),

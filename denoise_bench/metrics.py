@@ -24,6 +24,7 @@ class MetricProtocol:
     quantize: bool = False
     y_channel: bool = False
     border: int = 0
+    clamp: bool = True  # clamp to [0,1] first; false measures an estimate as is (an unclipped noisy input)
 
     @classmethod
     def from_cfg(cls, cfg) -> "MetricProtocol":
@@ -31,6 +32,7 @@ class MetricProtocol:
             quantize=bool(cfg.get("quantize", False)),
             y_channel=bool(cfg.get("y_channel", False)),
             border=int(cfg.get("border", 0)),
+            clamp=bool(cfg.get("clamp", True)),
         )
 
     def describe(self) -> str:
@@ -38,12 +40,14 @@ class MetricProtocol:
             f"PSNR peak 1 per image then averaged; SSIM gaussian 11/1.5, data_range 1; "
             f"uint8 rounding {'on' if self.quantize else 'off'}; "
             f"{'Y channel' if self.y_channel else 'all channels'}; border {self.border}px"
+            + ("" if self.clamp else "; estimates not clamped to [0,1]")
         )
 
 
 def prepare(x: torch.Tensor, protocol: MetricProtocol) -> torch.Tensor:
-    """Clamp to [0,1] and apply the protocol switches to a batch [B,C,H,W]."""
-    x = x.detach().to(torch.float64).clamp(0.0, 1.0)
+    """Clamp to [0,1] (unless ``protocol.clamp`` is off) and apply the protocol switches to a batch [B,C,H,W]."""
+    x = x.detach().to(torch.float64)
+    x = x.clamp(0.0, 1.0) if protocol.clamp else x
     if protocol.quantize:
         x = torch.round(x * 255.0) / 255.0
     if protocol.y_channel and x.shape[1] == 3:

@@ -211,8 +211,22 @@ def test_table3_puts_paper_ours_and_delta_side_by_side(fdn_sweep):
 def test_caption_states_protocol_units_and_source(fdn_sweep):
     cap = build("fdn_table3", load_cells(fdn_sweep)).caption
     for needle in ("celeba", "n = 4 images", "centre crop 64×64", "scale: smoke", "AWGN", "PSNR peak 1",
-                   "commit abc1234", "Δ = ours − paper", "Table III", "Sensors", "0-255", "not the papers' scale"):
+                   "commit abc1234", "Δ = ours − paper", "Table III", "Sensors", "0-255"):
         assert needle in cap, needle
+    assert "not the papers' scale" not in cap  # nothing in these cells was trained here
+
+
+def test_caption_warns_about_scale_only_for_models_trained_here(tmp_path):
+    root = tmp_path / "s"
+    write_cell(root, "trained", "fdn", 50, method_cfg={"train_steps": 300, "weights": None}, scale="quick")
+    write_cell(root, "published", "dncnn", 50, method_cfg={"train_steps": 300, "weights": "/w/DnCNN-S-50.pth"},
+               scale="quick")
+    cells = load_cells(root)
+    assert "Scale quick is not the papers' scale" in build("fdn_table3", cells).caption
+    assert "fdn: 300 training steps" in build("fdn_table3", cells).caption
+    published = [c for c in cells if c.rel == "published"]
+    cap = build("fdn_table3", published).caption
+    assert "not the papers' scale" not in cap and "dncnn: weights DnCNN-S-50.pth" in cap
 
 
 def test_latex_bolds_the_best_value_of_paper_and_ours_separately(fdn_sweep):
@@ -294,21 +308,29 @@ def test_dncnn_set12_uses_the_folder_name_and_published_weights(tmp_path):
 def test_fdn_table5_reports_parameters_in_millions(tmp_path):
     root = tmp_path / "sidd"
     write_cell(root, "fdn", "fdn", "real", dataset="sidd", psnr=35.0, ssim=0.9, params=4_375_680)
+    write_cell(root, "bm3d", "bm3d", "real", dataset="sidd", psnr=30.0, ssim=0.8, params=0)
+    m = json.loads((root / "fdn" / "metrics.json").read_text())
+    (root / "fdn" / "metrics.json").write_text(json.dumps({**m, "gflops_256": 76.123}))
     md = layout.to_markdown(build("fdn_table5", load_cells(root)))
     header = md_row(md, "Metric")
     params = dict(zip(header, md_row(md, "Param (M)")))
     assert params["FDN paper"] == "4.38" and params["FDN ours"] == "4.38" and params["FDN Δ"] == "±0.00"
     gflops = dict(zip(header, md_row(md, "GFLOPs (256×256)")))
-    assert gflops["FDN paper"] == "76.80" and gflops["FDN ours"] == "—"
+    assert gflops["FDN paper"] == "76.80" and gflops["FDN ours"] == "76.12" and gflops["FDN Δ"] == "-0.68"
+    assert gflops["BM3D paper"] == "—" and gflops["BM3D ours"] == "—"  # BM3D is not a network: not counted
+    assert dict(zip(header, md_row(md, "PSNR (dB)")))["BM3D ours"] == "30.00"
 
 
 def test_flow_prior_table_lists_variants_as_rows(tmp_path):
     root = tmp_path / "fp"
     write_cell(root, "n", "noisy", 25, dataset="builtin", psnr=20.2)
-    write_cell(root, "fp", "flow_prior", 25, dataset="builtin", psnr=26.0, overrides="method=flow_prior,sigma=25")
-    write_cell(root, "fp_noblur", "flow_prior", 25, dataset="builtin", psnr=25.0,
-               overrides="method=flow_prior,method.blur=false,sigma=25")
-    write_cell(root, "fp_l", "flow_prior", 25, dataset="builtin", psnr=25.5,
+    fp = {"blur": True, "lambda_mult": 1.0}
+    # rows picked by a config group (conf/flow_prior_row) or by plain overrides: labels come from the config
+    write_cell(root, "fp", "flow_prior", 25, dataset="builtin", psnr=26.0, method_cfg=fp,
+               overrides="flow_prior_row=flow_prior,sigma=25")
+    write_cell(root, "fp_noblur", "flow_prior", 25, dataset="builtin", psnr=25.0, method_cfg={**fp, "blur": False},
+               overrides="flow_prior_row=no_blur,sigma=25")
+    write_cell(root, "fp_l", "flow_prior", 25, dataset="builtin", psnr=25.5, method_cfg={**fp, "lambda_mult": 0.5},
                overrides="method=flow_prior,method.lambda_mult=0.5,sigma=25")
     t = build("flow_prior_table", load_cells(root))
     md = layout.to_markdown(t)
@@ -395,9 +417,14 @@ def test_report_command_writes_tables_figures_and_provenance(tmp_path):
 def test_report_command_errors_in_one_line(tmp_path):
     r = run_report(str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and r.stderr.strip().startswith("error: not a directory")
+
+
+def test_report_on_a_dir_without_cells_says_so(tmp_path, capsys):
+    from denoise_bench.report.__main__ import main
+
     (tmp_path / "empty").mkdir()
-    r = run_report(str(tmp_path / "empty"), "--out", str(tmp_path / "o"))
-    assert r.returncode == 2 and "no finished cells" in r.stderr
+    assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    assert "no finished cells" in capsys.readouterr().err
 
 
 def test_figures_are_deterministic(tmp_path):

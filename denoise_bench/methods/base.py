@@ -67,7 +67,7 @@ class DenoisingMethod(L.LightningModule):
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = (time.perf_counter() - start) / noisy.shape[0]
-        estimate = estimate.detach().clamp(0.0, 1.0)
+        estimate = estimate.detach().clamp(0.0, 1.0) if self.protocol.clamp else estimate.detach()
         metrics = image_metrics(estimate, clean, self.protocol)
         for i, image_id in enumerate(batch["id"]):
             s = float(sigma[i])

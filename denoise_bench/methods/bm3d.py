@@ -48,6 +48,10 @@ class BM3D(DenoisingMethod):
         self.workers = int(self.cfg.get("workers") or os.cpu_count() or 1)
         self.profile = str(self.cfg.get("profile", "np"))
         self._pool: ProcessPoolExecutor | None = None
+        self.show_progress = False  # per-image bar (a batch of 16 images takes about a minute here)
+
+    def prepare(self, ctx) -> None:
+        self.show_progress = bool(ctx.cfg.get("progress", True))
 
     def pool(self) -> ProcessPoolExecutor | None:
         if self.workers <= 1:
@@ -60,10 +64,13 @@ class BM3D(DenoisingMethod):
         images = [x.permute(1, 2, 0).cpu().numpy().astype(np.float64) for x in noisy]
         sigmas = [float(s) for s in sigma]
         pool = self.pool()
+        from tqdm.auto import tqdm
+
         if pool is None or len(images) == 1:
-            outs = [bm3d_one(im, s, self.profile) for im, s in zip(images, sigmas)]
+            outs = (bm3d_one(im, s, self.profile) for im, s in zip(images, sigmas))
         else:
-            outs = list(pool.map(bm3d_one, images, sigmas, [self.profile] * len(images)))
+            outs = pool.map(bm3d_one, images, sigmas, [self.profile] * len(images))
+        outs = list(tqdm(outs, total=len(images), desc="BM3D", leave=False, disable=not self.show_progress))
         return torch.stack([torch.from_numpy(o).permute(2, 0, 1) for o in outs]).to(noisy)
 
     def on_test_end(self) -> None:

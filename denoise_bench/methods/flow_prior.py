@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
@@ -115,8 +116,7 @@ class FlowPriorDenoiser(DenoisingMethod):
 
     def prepare(self, ctx) -> None:
         """Load (or train once, via the artifact store) the clean-image Glow prior; freeze it."""
-        from denoise_bench.artifacts import config_key
-        from denoise_bench.priors import freeze, load_or_train_prior, prior_channels, prior_data_config, prior_key
+        from denoise_bench.priors.store import freeze, load_or_train_prior, prior_data_config
 
         cfg = self.prior_data_cfg(ctx.cfg)
         data_cfg = prior_data_config(cfg)
@@ -124,13 +124,18 @@ class FlowPriorDenoiser(DenoisingMethod):
         if data_cfg.get("patch_size") is None or crop is None or int(crop) < int(data_cfg.patch_size):
             raise ConfigError(f"flow_prior: data.patch_size={crop} (the denoiser's training crops) must be at least "
                               f"the prior's resolution {data_cfg.get('patch_size')} (prior.image_size); set it equal")
-        self.prior_size = int(data_cfg.patch_size)  # the prior's training resolution
-        prior = freeze(load_or_train_prior(ctx, cfg))
+        prior = load_or_train_prior(ctx, cfg)
+        used = ctx.artifacts_used[-1] if ctx.artifacts_used else {}  # the entry load_or_train_prior added
+        store_key = Path(used["path"]).name if used.get("status") in ("trained", "loaded") else "prior.weights"
+        self.use_prior(freeze(prior), int(data_cfg.patch_size), store_key)
+
+    def use_prior(self, prior, size: int, store_key: str | None = None) -> None:
+        """Attach a frozen prior of resolution ``size``; the denoiser's artifact key then names it
+        by the prior's store entry (``glow_prior-<key>``, or the ``prior.weights`` file) and the
+        fingerprint of its exact weights."""
         self._prior = (prior,)
-        # the denoiser's artifact key names its prior: the prior's store key and its exact weights
-        self.prior_key = {"key": None if cfg.prior.get("weights") else
-                          config_key(prior_key(cfg, data_cfg, prior_channels(data_cfg))),
-                          "weights_sha256": state_fingerprint(prior)}
+        self.prior_size = int(size)
+        self.prior_key = {"key": store_key, "weights_sha256": state_fingerprint(prior)}
 
     @property
     def prior(self):

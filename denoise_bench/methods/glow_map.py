@@ -5,8 +5,10 @@ Eq. 5:  Ĉ = argmax_C  β·log p(N|C) + log p(C),  and with Gaussian noise of st
         −log p(N|C) = ‖N − C‖² / (2σ²) + const,
 so each image minimises  J(C) = β·‖N − C‖²/(2σ²) − log p(C)  (σ = sigma/255, the std actually
 used for that image). Adam starts from C = N and C is kept in [0, 1] by clamping after every step
-(projected Adam). log p is the frozen prior's density at y = C − ½ without dequantisation noise
-(``log_prob(x, dequantize=False)``), so the objective is deterministic.
+(projected Adam). Adam runs on u with C = N + σ·u, so its step (about ``lr`` per iteration) is in
+units of each image's own noise std and one setting suits every noise level. log p is the frozen
+prior's density at y = C − ½ without dequantisation noise (``log_prob(x, dequantize=False)``), so
+the objective is deterministic.
 
 A batch of B images is B independent optimisations in one pass: the loss is the SUM of the
 per-image objectives, so the gradient w.r.t. image i is that image's own (the Glow has no
@@ -43,6 +45,7 @@ def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0,
         prior: a Glow (frozen, eval()) with ``log_prob(x, dequantize=False)`` in nats per image.
         noisy: N, [B,C,H,W] on the [0,1] scale (not clipped).
         sigma: noise std per image on the [0,1] scale, [B].
+        lr: Adam step size; pixel space: in units of each image's noise std; latent: latent units.
     """
     if space not in ("pixel", "latent"):
         raise ConfigError(f"method.space={space!r}: expected 'pixel' or 'latent'")
@@ -51,11 +54,12 @@ def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0,
     h, w = noisy.shape[-2:]
     factor = 2 ** prior.n_levels
     noisy = noisy.detach()
-    weight = (float(beta) / (2.0 * sigma.to(noisy) ** 2)).view(-1)  # β/(2σ²) per image
+    s = sigma.to(noisy).view(-1, 1, 1, 1)
+    weight = float(beta) / (2.0 * s.view(-1) ** 2)  # β/(2σ²) per image
     with torch.enable_grad():
-        if space == "pixel":
-            c = noisy.clamp(0.0, 1.0).clone().requires_grad_(True)
-            params = [c]
+        if space == "pixel":  # C = N + σ·u, starting from C = N (in range)
+            u = ((noisy.clamp(0.0, 1.0) - noisy) / s).requires_grad_(True)
+            params = [u]
         else:
             zs, _ = prior.encode(pad_to_multiple(noisy.clamp(0.0, 1.0), factor), standardize=True)
             params = [z.detach().clone().requires_grad_(True) for z in zs]
@@ -63,7 +67,8 @@ def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0,
         for step in tqdm(range(int(steps)), desc=f"beta-MAP x{noisy.shape[0]}", leave=False, disable=not progress):
             opt.zero_grad(set_to_none=True)
             if space == "pixel":
-                full, c_img = pad_to_multiple(c, factor), c
+                c_img = noisy + s * u
+                full = pad_to_multiple(c_img, factor)
             else:
                 full = prior.decode(params, standardized=True)
                 c_img = full[..., :h, :w]
@@ -74,11 +79,11 @@ def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0,
                                     "lower method.map_lr")
             objective.sum().backward()  # a sum: image i's gradient is its own objective's
             opt.step()
-            if space == "pixel":
+            if space == "pixel":  # projection: keep C in [0, 1]
                 with torch.no_grad():
-                    c.clamp_(0.0, 1.0)
+                    u.copy_(((noisy + s * u).clamp(0.0, 1.0) - noisy) / s)
         if space == "pixel":
-            return c.detach()
+            return (noisy + s * u).detach().clamp(0.0, 1.0)
         with torch.no_grad():
             return prior.decode(params, standardized=True)[..., :h, :w].clamp(0.0, 1.0)
 
@@ -123,7 +128,7 @@ class GlowMAP(DenoisingMethod):
         self.prior.eval()
         c = self.cfg
         return beta_map(self.prior, noisy, s.clamp_min(1e-6), beta=float(c.get("beta", 1.0)),
-                        steps=int(c.get("map_steps", 500)), lr=float(c.get("map_lr", 1e-3)),
+                        steps=int(c.get("map_steps", 500)), lr=float(c.get("map_lr", 0.15)),
                         space=str(c.get("space", "pixel")), progress=self.show_progress)
 
     def count_parameters(self) -> int:

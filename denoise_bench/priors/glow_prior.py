@@ -7,10 +7,12 @@ not depend on the image size. Stabilisers: linear lr warm-up, grad-norm clipping
 ``gradient_clip_val``), LU 1×1 convs, ActNorm's data-dependent init on the first training batch.
 
 A non-finite loss stops training with the step number; the weights of the last step whose loss was
-finite are written to ``<failure_dir>/last_good.pt`` first, so nothing learned is lost.
+finite are written to ``<failure_dir>/last_good.pt`` first (the cell's output dir when trained by
+``load_or_train_prior``), so nothing learned is lost.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -18,11 +20,12 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from denoise_bench.errors import TrainingError
-from denoise_bench.flows import Glow
+from denoise_bench.flows import ActNorm, Glow
 
 
 def build_glow(cfg, channels: int) -> Glow:
@@ -68,7 +71,6 @@ class GlowPrior(L.LightningModule):
         self.image_size = image_size
         self.glow = build_glow(self.cfg, channels)
         self.failure_dir: Path | None = None  # where last_good.pt goes when the loss diverges
-        self.artifact_dir: Path | None = None  # where samples.png / report.json go after training
         self.seed = 0
         self._good: dict | None = None
         self._good_step = -1
@@ -77,9 +79,22 @@ class GlowPrior(L.LightningModule):
         self.samples: Image.Image | None = None
 
     # -- training -------------------------------------------------------------------------------
+    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
+        """ActNorm's data-dependent init on the first training batch (averaged over DDP ranks)."""
+        norms = [m for m in self.glow.modules() if isinstance(m, ActNorm)]
+        if all(bool(m.initialized) for m in norms):
+            return
+        with torch.no_grad():
+            self.glow.log_prob(batch["clean"], dequantize=True)
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            for m in norms:  # every rank starts from the same parameters
+                for p in (m.bias, m.logs):
+                    dist.all_reduce(p.data)
+                    p.data /= dist.get_world_size()
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         x = batch["clean"]
-        nll = -self.glow.log_prob(x, dequantize=True)  # nats per image, ActNorm inits on the first batch
+        nll = -self.glow.log_prob(x, dequantize=True)  # nats per image
         bpd = nll.mean() / (x[0].numel() * math.log(2.0))
         if not torch.isfinite(bpd):
             self._diverged(float(bpd))
@@ -103,7 +118,6 @@ class GlowPrior(L.LightningModule):
         where = "no finite step yet, nothing saved"
         if self._good is not None and self.failure_dir is not None:
             from denoise_bench.artifacts import atomic_write_bytes
-            import io
 
             path = Path(self.failure_dir) / "last_good.pt"
             buf = io.BytesIO()
@@ -154,8 +168,6 @@ class GlowPrior(L.LightningModule):
                 self.logger.log_image(key="prior/samples", images=[self.samples])
             except Exception:  # noqa: BLE001 - a logger that cannot show images is not an error
                 pass
-        if self.artifact_dir is not None:
-            self.write_report(Path(self.artifact_dir))
 
     def report(self) -> dict:
         return {"train_bits_per_dim": self.train_bpd, "val_bits_per_dim": self.val_bpd,
@@ -163,8 +175,6 @@ class GlowPrior(L.LightningModule):
                 "parameters": sum(p.numel() for p in self.glow.parameters())}
 
     def write_report(self, folder: Path) -> None:
-        import io
-
         from denoise_bench.artifacts import atomic_write_bytes, atomic_write_text
 
         atomic_write_text(folder / "report.json", json.dumps(self.report(), indent=2))

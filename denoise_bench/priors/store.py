@@ -61,10 +61,8 @@ def prior_key(cfg: DictConfig, data_cfg: DictConfig, channels: int) -> dict:
     from denoise_bench.cli import train_data_key
 
     p = {k: v for k, v in OmegaConf.to_container(cfg.prior, resolve=True).items() if k not in NOT_IN_KEY}
-    if p.get("gradient_clip_val") is None:
-        p["gradient_clip_val"] = cfg.trainer.get("gradient_clip_val")
-    return {"prior": p, "data": train_data_key(data_cfg), "channels": int(channels), "seed": int(cfg.seed),
-            "precision": str(cfg.trainer.get("precision"))}
+    # ctx.fit_or_load adds the trainer settings that change weights (clipping, precision, world size)
+    return {"prior": p, "data": train_data_key(data_cfg), "channels": int(channels), "seed": int(cfg.seed)}
 
 
 def freeze(glow: Glow) -> Glow:
@@ -158,10 +156,7 @@ def load_or_train_prior(ctx, cfg: DictConfig) -> Glow:
         return freeze(module.glow)
 
     key = prior_key(cfg, data_cfg, channels)
-    store = ctx.store
-    folder = store.dir_for(PRIOR_KIND, key)
-    module.failure_dir = folder
-    module.artifact_dir = folder if store.enabled else None
+    module.failure_dir = Path(ctx.out_dir)  # last_good.pt goes there if training diverges
     steps = int(pcfg.get("train_steps") or 0)
     if steps <= 0 and bool(cfg.get("train", True)):
         raise ConfigError(f"prior.train_steps={steps}: the Glow prior needs training steps (or prior.weights=PATH)")
@@ -169,7 +164,10 @@ def load_or_train_prior(ctx, cfg: DictConfig) -> Glow:
     overrides = {"num_sanity_val_steps": 0}
     if pcfg.get("gradient_clip_val") is not None:
         overrides["gradient_clip_val"] = float(pcfg.gradient_clip_val)
-    ctx.fit_or_load(module, PRIOR_KIND, key, dm, steps, **overrides)
+    status = ctx.fit_or_load(module, PRIOR_KIND, key, dm, steps, **overrides)
     entry = ctx.artifacts_used[-1]
+    folder = Path(entry["path"])
+    if status == "trained" and ctx.store.enabled:  # bits/dim and a sample grid next to the weights
+        module.write_report(folder)
     entry.update({k: v for k, v in read_report(folder).items() if k.endswith("bits_per_dim")})
     return freeze(module.glow.cpu())

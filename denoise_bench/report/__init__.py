@@ -1,1 +1,7 @@
-"""Tables and figures built from the cells' stored outputs (never by recomputing)."""
+"""Tables and figures built from the cells' stored outputs (never by recomputing).
+
+cells.py (read metrics.json) → paper_tables.py (where each cell lands in a paper's table, with the
+published numbers of reference_numbers.yaml) → layout.py (paper / ours / Δ as markdown, LaTeX, CSV);
+figures.py, curves.py, wandb_offline.py (plots); store.py, readme.py, provenance.py (results/);
+sweep_table.py (the table printed when a sweep ends); ``python -m denoise_bench.report`` runs it all.
+"""

@@ -20,7 +20,8 @@ from pathlib import Path
 def parse_args(argv=None) -> argparse.Namespace:
     from denoise_bench.report.paper_tables import TABLES
 
-    p = argparse.ArgumentParser(prog="python -m denoise_bench.report", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m denoise_bench.report",
+                                description="Rebuild tables and figures from stored cell outputs (no recomputation).")
     p.add_argument("sweep_dirs", nargs="+", help="sweep dirs (multirun/NAME) or stored cells (results/cells/NAME)")
     p.add_argument("--out", required=True, help="output dir, e.g. results/NAME")
     p.add_argument("--table", action="append", choices=sorted(TABLES), metavar="NAME",
@@ -43,15 +44,14 @@ def tables_of(cells) -> list[str]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from denoise_bench.report.cells import load_cells
-    from denoise_bench.report.paper_tables import TABLES, build_table
-    from denoise_bench.report.sweep_table import collect_cells, sweep_table, write_table_files
-
     dirs = [Path(d) for d in args.sweep_dirs]
     missing = [str(d) for d in dirs if not d.is_dir()]
     if missing:
         print(f"error: not a directory: {', '.join(missing)}", file=sys.stderr)
         return 2
+    from denoise_bench.report.cells import load_cells
+    from denoise_bench.report.paper_tables import TABLES, build_table
+    from denoise_bench.report.sweep_table import collect_cells, sweep_table, write_table_files
     if args.store_cells:
         from denoise_bench.report.store import store_cells
 

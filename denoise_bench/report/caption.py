@@ -26,13 +26,25 @@ def resolution(cell: Cell) -> str:
     return ", ".join(parts)
 
 
+PRIOR_METHODS = ("glow_map", "flow_prior")  # methods that use the Glow prior (cfg.prior)
+
+
 def training(cell: Cell) -> str | None:
-    """'fdn: 2000 steps' / 'dncnn: weights DnCNN-S-25.pth' / None for untrained methods."""
-    weights = cell.get("method.weights")
-    if weights:
-        return f"{cell.method}: published weights {Path(str(weights)).name}"
-    steps = cell.get("method.train_steps")
-    return f"{cell.method}: {steps} training steps" if steps else None
+    """'fdn: 2000 training steps' / 'dncnn: weights DnCNN-S-25.pth' / 'glow prior: ...' / None.
+
+    Trainable methods carry ``method.train_steps``; others (noisy, bm3d) are never trained, whatever
+    keys an experiment puts into their config."""
+    parts = []
+    if cell.get("method.train_steps") is not None:
+        weights = cell.get("method.weights")
+        parts.append(f"{cell.method}: weights {Path(str(weights)).name}" if weights
+                     else f"{cell.method}: {cell.get('method.train_steps')} training steps")
+    if cell.method in PRIOR_METHODS and cell.get("prior.name"):
+        pw = cell.get("prior.weights")
+        parts.append(f"{cell.get('prior.name')} prior: " + (f"weights {Path(str(pw)).name}" if pw else
+                     f"{cell.get('prior.levels')} levels × {cell.get('prior.steps')} steps, "
+                     f"{cell.get('prior.train_steps')} training steps"))
+    return "; ".join(parts) or None
 
 
 def commit(cell: Cell) -> str | None:
@@ -54,13 +66,20 @@ def protocol(cells: list[Cell]) -> str:
     )
 
 
+def trained_here(cell: Cell) -> bool:
+    """The cell's model was trained by us (so its size and schedule follow the scale)."""
+    own = cell.get("method.train_steps") is not None and not cell.get("method.weights")
+    prior = cell.method in PRIOR_METHODS and bool(cell.get("prior.name")) and not cell.get("prior.weights")
+    return own or prior
+
+
 def scale_warning(cells: list[Cell]) -> str | None:
-    scales = {str(c.m.get("scale")) for c in cells}
-    small = sorted(scales & {"smoke", "quick"})
+    """Smoke/quick scale shrinks the models we train, not the test protocol: warn when it matters."""
+    small = sorted({str(c.m.get("scale")) for c in cells if trained_here(c)} & {"smoke", "quick"})
     if not small:
         return None
-    return (f"Scale {'/'.join(small)} is not the papers' scale (small models, short training on a CPU): "
-            "compare trends, not values.")
+    return (f"Scale {'/'.join(small)} is not the papers' scale (models trained here are small and briefly "
+            "trained on a CPU): compare trends, not values.")
 
 
 def caption(name: str, cells: list[Cell], *notes: str, has_paper: bool = True) -> str:

@@ -55,12 +55,26 @@ class Cell:
         return dict(o.split("=", 1) for o in str(self.m.get("overrides", "")).split(",") if "=" in o)
 
     @property
+    def task_overrides(self) -> list[str]:
+        """The cell's full command-line overrides (Hydra's ``.hydra/overrides.yaml``; it also holds the
+        keys the folder name leaves out, e.g. experiment=, data.root=); else the folder's overrides."""
+        p = self.path / ".hydra" / "overrides.yaml"
+        if p.exists():
+            import yaml
+
+            try:
+                return [str(o) for o in (yaml.safe_load(p.read_text()) or [])]
+            except yaml.YAMLError:
+                pass
+        return [f"{k}={v}" for k, v in self.overrides.items()]
+
+    @property
     def variant(self) -> dict[str, str]:
         """The cell's overrides other than the sweep axes (method / sigma / data / its folder)."""
         return {k: v for k, v in self.overrides.items() if k not in SWEEP_AXES}
 
     def value(self, metric: str) -> tuple[float | None, float | None]:
-        """(mean, std) of a metric in table units: psnr, ssim, mse, mse100, params_m."""
+        """(mean, std) of a metric in table units: psnr, ssim, mse, mse100, params_m, gflops (256×256)."""
         if metric in ("psnr", "ssim", "mse"):
             s = self.m.get(metric) or {}
             return s.get("mean"), s.get("std")
@@ -71,6 +85,9 @@ class Cell:
         if metric == "params_m":
             p = self.m.get("parameters")
             return (None if p is None else p / 1e6), None
+        if metric == "gflops":
+            g = self.m.get("gflops_256")  # cli.py via complexity.py; None for noisy / BM3D / beta-MAP
+            return (None if g is None else float(g)), None
         return None, None
 
 

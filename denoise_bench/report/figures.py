@@ -6,6 +6,7 @@
 - ``comparison_<data>_sigma<s>``: the same test image noisy / each method / clean, from the PNGs a
   cell keeps in ``examples/`` (a centre crop of at most ``EXAMPLE_CROP`` px, as stored under results/).
 - ``training_curves``: train/val metrics against step for the cells that trained a model.
+- ``psnr_vs_lambda``: the flow_prior λ sweep (figures_flow_prior.py, which reuses _plt/_save/_color).
 
 Files carry no timestamps (PNG/PDF metadata cleared), so the same cells give the same bytes.
 """
@@ -181,7 +182,8 @@ def comparisons(cells: list[Cell], out_dir: Path, max_groups: int = 8) -> list[P
             continue
         safe_id = first.split("_", 1)[1]
         ref = example_files(group[0].path)[first]
-        panels = [("noisy", ref.get("noisy"), None)]
+        noisy_cell = next((c for c in group if c.method == "noisy"), None)
+        panels = [("noisy", ref.get("noisy"), _image_psnr(noisy_cell, safe_id) if noisy_cell else None)]
         panels += [(names[id(c)], example_files(c.path)[first].get("denoised"), _image_psnr(c, safe_id))
                    for c in group if c.method != "noisy"]
         panels.append(("clean", ref.get("clean"), None))
@@ -207,7 +209,7 @@ def training_curves(cells: list[Cell], out_dir: Path, max_panels: int = 4) -> li
     curves = []
     for c in cells:
         for i, seg in enumerate(segments(read_curve(c.path))):
-            suffix = f" [{c.sigma}]" + (f" run {i + 1}" if i else "")
+            suffix = f" σ={c.sigma}" + (f" run {i + 1}" if i else "")
             curves.append((names[id(c)] + suffix, c.method, seg))
     if not curves:
         return []
@@ -216,10 +218,13 @@ def training_curves(cells: list[Cell], out_dir: Path, max_panels: int = 4) -> li
     plt = _plt()
     fig, axes = plt.subplots(1, len(keys), figsize=(4.0 * len(keys), 3.2), squeeze=False)
     for ax, key in zip(axes[0], keys):
+        seen: dict[str, int] = {}
         for label, method, seg in curves:
             if key in seg.columns and seg[key].notna().any():
                 part = seg[["step", key]].dropna()
-                ax.plot(part["step"], part[key], label=label, color=_color(method), linewidth=1,
+                style = ["-", "--", ":", "-."][seen.get(method, 0) % 4]  # same method: colour; cells: dashes
+                seen[method] = seen.get(method, 0) + 1
+                ax.plot(part["step"], part[key], label=label, color=_color(method), linewidth=1, linestyle=style,
                         marker="o" if len(part) < 4 else None, ms=3)
         ax.set_title(key)
         ax.set_xlabel("step")
@@ -230,8 +235,10 @@ def training_curves(cells: list[Cell], out_dir: Path, max_panels: int = 4) -> li
 
 def build_figures(cells: list[Cell], out_dir: str | Path) -> list[Path]:
     """Every figure the cells allow, under ``out_dir``; returns the files written."""
+    from denoise_bench.report.figures_flow_prior import psnr_vs_lambda  # the flow_prior λ sweep
+
     out_dir = Path(out_dir)
     paths = []
-    for fn in (psnr_vs_sigma, beta_tradeoff, comparisons, training_curves):
+    for fn in (psnr_vs_sigma, beta_tradeoff, psnr_vs_lambda, comparisons, training_curves):
         paths += fn(cells, out_dir)
     return paths

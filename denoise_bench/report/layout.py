@@ -15,7 +15,6 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from denoise_bench.artifacts import atomic_write_text
 from denoise_bench.report.reference import Ref
 
 DASH = "—"
@@ -297,6 +296,8 @@ def to_long_csv(table: PaperTable) -> str:
 
 def write(table: PaperTable, out_dir: str | Path) -> list[Path]:
     """<name>.md, <name>.tex, <name>.csv (paper layout) and <name>.long.csv in ``out_dir``."""
+    from denoise_bench.artifacts import atomic_write_text  # temp file + rename
+
     out_dir = Path(out_dir)
     files = {f"{table.name}.md": to_markdown(table), f"{table.name}.tex": to_latex(table),
              f"{table.name}.csv": to_csv(table), f"{table.name}.long.csv": to_long_csv(table)}

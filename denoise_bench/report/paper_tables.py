@@ -122,7 +122,10 @@ def fdn_table5(cells: list[Cell]) -> PaperTable:
     block = Block(row_header=("Metric",), rows=rows, columns=columns)
     used = fill(block, place(cells, locate), ref, lambda r, c: (r.metric, c.key))
     return PaperTable(name, _title(name), caption(
-        name, used, "Our GFLOPs are not measured (—); Param (M) counts our trainable parameters."), [block])
+        name, used, "Param (M): our trainable parameters; GFLOPs: one denoising pass of a 256×256 image, counted "
+                    "by torch's FlopCounterMode (multiply-add = 2, convolutions and matrix products; "
+                    "denoise_bench/complexity.py), — for methods that are not PyTorch networks (noisy, BM3D)."),
+        [block])
 
 
 # -- FDN Tables I and II: ablations ----------------------------------------------------------------
@@ -249,28 +252,39 @@ def glow_map_tables(cells: list[Cell]) -> PaperTable:
 FLOW_PRIOR_METHODS = ["noisy", "bm3d", "dncnn", "flow_prior"]
 
 
-def _variant_text(key: str, value: str) -> str:
-    """Readable names for the flow_prior ablations: method.blur=false -> 'no blur', lambda_mult -> 'λ×c'."""
-    if key == "method.blur":
-        return "no blur" if value.lower() in ("false", "0", "none", "null") else "blur"
-    if key == "method.lambda_mult":
-        return f"λ×{value}"
-    return f"{key.removeprefix('method.')}={value}"
+ROW_GROUPS = ("flow_prior_row",)  # config groups that only pick a row (their effect is in method.*)
+
+
+def _flow_prior_label(c: Cell) -> list[str]:
+    """The flow_prior ablations read off the stored config: 'no blur' (method.blur=false), 'λ×c'."""
+    if c.method != "flow_prior":
+        return []
+    parts = []
+    if str(c.get("method.blur", True)).lower() in ("false", "0", "none"):
+        parts.append("no blur")
+    mult = c.get("method.lambda_mult", 1.0)
+    if mult is not None and float(mult) != 1.0:
+        parts.append(f"λ×{float(mult):g}")
+    return parts
 
 
 @register("flow_prior_table")
 def flow_prior_table(cells: list[Cell]) -> PaperTable:
     name = "flow_prior_table"
     mine = [c for c in cells if c.method in FLOW_PRIOR_METHODS]
-    # variants: the overrides (besides method/sigma/data) that differ between the cells of one method
+    # other variants: the overrides (besides method/sigma/data, the row group and the two ablation keys)
+    # that differ between the cells of one method
+    skip = set(ROW_GROUPS) | {"method.blur", "method.lambda_mult"}
     keys_by_method: dict[str, set] = {}
     for m in FLOW_PRIOR_METHODS:
         vs = [c.variant for c in mine if c.method == m]
-        keys = {k for v in vs for k in v}
+        keys = {k for v in vs for k in v} - skip
         keys_by_method[m] = {k for k in keys if len({v.get(k) for v in vs}) > 1}
 
     def variant(c: Cell) -> str:
-        return ", ".join(_variant_text(k, c.variant[k]) for k in sorted(keys_by_method[c.method]) if k in c.variant)
+        others = [f"{k.removeprefix('method.')}={c.variant[k]}" for k in sorted(keys_by_method[c.method])
+                  if k in c.variant]
+        return ", ".join(_flow_prior_label(c) + others)
 
     def sigma_key(s: str):
         try:

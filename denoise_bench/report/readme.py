@@ -18,7 +18,8 @@ START, END = "<!-- report-index:start -->", "<!-- report-index:end -->"
 SCALE_NOTE = {
     "smoke": "smoke scale: seconds-long runs for tests; the numbers mean nothing.",
     "quick": "quick scale: small models and short training on a 2-core CPU, a check of the pipeline. "
-             "NOT the papers' scale: the 'ours' columns are not comparable to the 'paper' columns.",
+             "NOT the papers' scale: for every model trained here the 'ours' columns are not comparable to "
+             "the 'paper' columns (training-free methods and published weights run the full test protocol).",
     "paper": "paper scale: the papers' hyperparameters.",
 }
 
@@ -27,12 +28,13 @@ def sweep_command(cells: list[Cell]) -> str:
     """``python run.py -m name=... k=v1,v2 ...`` covering the cells' overrides (as a grid)."""
     keys: dict[str, list[str]] = {}
     for c in cells:
-        for k, v in c.overrides.items():
+        for o in c.task_overrides:
+            k, _, v = o.partition("=")
             keys.setdefault(k, [])
             if v not in keys[k]:
                 keys[k].append(v)
     names = sorted({str(c.get("name")) for c in cells if c.get("name")})
-    parts = ["python run.py -m"] + [f"name={n}" for n in names[:1]]
+    parts = ["python run.py -m"] + [f"name={n}" for n in names[:1] if "name" not in keys]
     parts += [f"{k}={','.join(v)}" for k, v in keys.items()]
     return " ".join(parts)
 
@@ -60,10 +62,14 @@ def write_provenance(out: Path, command: str, sources: list[Path], cells: list[C
         "tables": tables,
         "figures": figures,
     }
+    paper_tables = [t.removesuffix(".md") for t in tables if t != "sweep_table.md"]
+    info["regenerate"] = " ".join(["python -m denoise_bench.report", *map(str, sources), "--out", str(out)]
+                                  + [f"--table {t}" for t in paper_tables])
     finished = info["cells_finished"]
     lines = [
         f"# Provenance of `{out.name}`", "",
         f"- Report command: `{command}`",
+        f"- Regenerate (byte-identical tables and figures): `{info['regenerate']}`",
         f"- Report built: {info['report_date']} at commit {info['report_commit'] or 'unknown'}",
         f"- Cells: {len(cells)} from {', '.join(f'`{s}`' for s in info['sources'])}",
         f"- Sweep command (reconstructed from the cells' overrides, as a grid): `{info['sweep_command']}`",
@@ -75,8 +81,8 @@ def write_provenance(out: Path, command: str, sources: list[Path], cells: list[C
     lines += [f"  - {SCALE_NOTE[s]}" for s in scales if s in SCALE_NOTE]
     lines += ["", "Tables: " + (", ".join(f"[{t}]({t})" for t in tables) or "none"),
               "", "Figures: " + (", ".join(f"[{f}](figures/{f})" for f in figures if f.endswith(".png")) or "none"),
-              "", "Tables are rebuilt byte-for-byte from the stored cells by the report command above; "
-                  "this file (dates, machine) is the only part that changes between rebuilds.", ""]
+              "", "Tables and figures are rebuilt byte for byte from the stored cells by the Regenerate command; "
+                  "this file (dates, commands) is the only part that changes between rebuilds.", ""]
     atomic_write_text(out / "PROVENANCE.md", "\n".join(lines))
     atomic_write_text(out / "provenance.json", json.dumps(info, indent=2) + "\n")
 

@@ -1,6 +1,6 @@
 """Keep the small outputs of a sweep's cells in the repository (``results/cells/<sweep>/``).
 
-Copied per cell: ``metrics.json`` and ``per_image.csv`` verbatim, the example PNGs as the centre crop
+Copied per cell: ``metrics.json``, ``per_image.csv`` and ``.hydra/overrides.yaml`` verbatim, the example PNGs as the centre crop
 the comparison figures show, and the training curve as ``train_curve.csv`` (from the CSV logger or
 the W&B run file). Checkpoints, W&B media and sample grids stay behind. The report built from the
 copy is byte-identical to the one built from the sweep dir, and the copy is what results/ commits.
@@ -37,8 +37,10 @@ def store_cells(sweep_dirs: list[str | Path], dest: str | Path) -> int:
                 continue  # storing a stored copy onto itself
             target.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(cell.path / "metrics.json", target / "metrics.json")
-            if (cell.path / "per_image.csv").exists():
-                shutil.copyfile(cell.path / "per_image.csv", target / "per_image.csv")
+            for small in ("per_image.csv", ".hydra/overrides.yaml"):  # the latter: the cell's full command line
+                if (cell.path / small).exists():
+                    (target / small).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(cell.path / small, target / small)
             for stem, files in example_files(cell.path).items():
                 if stem.split("_", 1)[0] != "00":
                     continue  # the first image is the one the figures show

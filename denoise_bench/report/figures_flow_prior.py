@@ -1,0 +1,85 @@
+"""Figure of the flow_prior λ sweep: PSNR against the multiplier c of λ = c·2σ²‖b‖₂².
+
+c = 1 is the MAP weight; the curve shows how far the best c is from it, and where the unpaired
+denoiser stands against the noisy input, BM3D and the supervised DnCNN (horizontal lines, same σ).
+One line per noise level that has at least two c values; the no-blur ablation (B = identity) as
+hollow markers. Reads the cells' stored configs (``method.lambda_mult``, ``method.blur``), so it does
+not depend on how the sweep named its cells.
+
+    python -m denoise_bench.report.figures_flow_prior multirun/flow_prior_table [OUT_DIR]
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from denoise_bench.report.cells import Cell, load_cells
+from denoise_bench.report.figures import _color, _plt, _save
+
+REFERENCES = (("noisy", ":"), ("bm3d", "--"), ("dncnn", "-."))
+
+
+def _blur(c: Cell) -> bool:
+    return str(c.get("method.blur", True)).lower() not in ("false", "0", "none")
+
+
+def _mult(c: Cell) -> float:
+    return float(c.get("method.lambda_mult", 1.0))
+
+
+def psnr_vs_lambda(cells: list[Cell], out_dir: Path, metric: str = "psnr") -> list[Path]:
+    """``psnr_vs_lambda.png`` (+ .pdf) in ``out_dir``; [] when no σ has two or more c values."""
+    fp = [c for c in cells if c.method == "flow_prior"]
+    sigmas = sorted({c.sigma for c in fp if _blur(c)}, key=lambda s: float(s) if s.replace(".", "").isdigit() else 1e9)
+    sigmas = [s for s in sigmas if len({_mult(c) for c in fp if c.sigma == s and _blur(c)}) >= 2]
+    if not sigmas:
+        return []
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    cmap = plt.get_cmap("viridis")
+    mults = set()
+    for i, s in enumerate(sigmas):
+        color = cmap(i / max(1, len(sigmas) - 1) * 0.85)
+        pts = sorted({_mult(c): c.value(metric)[0] for c in fp if c.sigma == s and _blur(c)}.items())
+        x, y = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+        mults |= set(x.tolist())
+        ax.plot(x, y, marker="o", ms=4, color=color, label=f"flow_prior σ={s}")
+        best = int(np.argmax(y))
+        ax.annotate(f"{y[best]:.2f}", (x[best], y[best]), textcoords="offset points", xytext=(0, 5),
+                    ha="center", fontsize=7, color=color)
+        for c in fp:
+            if c.sigma == s and not _blur(c):
+                ax.plot([_mult(c)], [c.value(metric)[0]], marker="s", mfc="none", ms=6, color=color,
+                        linestyle="none", label=f"no blur σ={s}")
+                mults.add(_mult(c))
+        for method, style in REFERENCES:
+            ref = [c for c in sorted(cells, key=lambda c: (len(c.variant), c.rel)) if c.method == method and c.sigma == s]
+            if ref:
+                ax.axhline(ref[0].value(metric)[0], color=_color(method), linestyle=style, linewidth=0.9,
+                           label=f"{method} σ={s}" if len(sigmas) > 1 else method)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(mults), [f"{m:g}" for m in sorted(mults)])
+    ax.set_xlabel("c in λ = c·2σ²‖b‖² (1 = MAP weight)")
+    ax.set_ylabel("PSNR (dB)" if metric == "psnr" else metric.upper())
+    ax.legend(fontsize=7, loc="best")
+    scale = ", ".join(sorted({str(c.m.get("scale")) for c in fp}))
+    data = ", ".join(sorted({c.dataset for c in fp}))
+    ax.set_title(f"Unpaired flow prior: {metric.upper()} vs λ ({data}, scale {scale})", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, Path(out_dir), f"{metric}_vs_lambda")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        raise SystemExit("usage: python -m denoise_bench.report.figures_flow_prior SWEEP_DIR [OUT_DIR]")
+    sweep = Path(argv[0])
+    out = Path(argv[1]) if len(argv) > 1 else sweep / "figures"
+    for p in psnr_vs_lambda(load_cells(sweep), out):
+        print(p)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""method=glow_map: beta-MAP (seed 001, eq. 5) with a frozen Glow prior, one Adam problem per image."""
+from __future__ import annotations
+
+import json
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from conftest import compose, run_cli, shared_data
+from denoise_bench.cli import run_cell
+from denoise_bench.errors import ConfigError
+from denoise_bench.methods.glow_map import GlowMAP, beta_map
+from denoise_bench.priors import GlowPrior, freeze
+
+
+class FlatFaces(torch.utils.data.Dataset):
+    """A family the prior can learn exactly: flat 8x8 gray images (level ~ U[.2,.8]) with faint texture."""
+
+    def __init__(self, n: int):
+        g = torch.Generator().manual_seed(0)
+        self.level = 0.2 + 0.6 * torch.rand(n, generator=g)
+        self.texture = 0.02 * torch.randn(n, 1, 8, 8, generator=g)
+
+    def __len__(self):
+        return len(self.level)
+
+    def __getitem__(self, i):
+        return {"clean": self.level[i] + self.texture[i]}
+
+
+@pytest.fixture(scope="module")
+def flat_prior():
+    torch.manual_seed(0)
+    module = GlowPrior({"levels": 2, "steps": 2, "hidden": 16, "lr": 5e-3, "warmup_steps": 10}, channels=1)
+    trainer = L.Trainer(max_steps=150, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu", gradient_clip_val=1.0)
+    trainer.fit(module, DataLoader(FlatFaces(150 * 16), batch_size=16))
+    return freeze(module.glow)
+
+
+def psnr(x, ref):
+    return (-10 * torch.log10(((x.clamp(0, 1) - ref) ** 2).flatten(1).mean(1))).mean().item()
+
+
+def flat_test_batch(sigma=0.1):
+    clean = torch.stack([torch.full((1, 8, 8), v) for v in (0.3, 0.5, 0.7, 0.45)])
+    noisy = clean + sigma * torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))
+    return clean, noisy
+
+
+def test_beta_map_removes_noise_the_prior_knows_and_beta_pulls_towards_the_input(flat_prior):
+    clean, noisy = flat_test_batch()
+    sigma = torch.full((4,), 0.1)
+    true_map = beta_map(flat_prior, noisy, sigma, beta=1.0, steps=60, lr=0.2)
+    assert psnr(true_map, clean) > psnr(noisy, clean) + 6.0
+    assert true_map.min() >= 0 and true_map.max() <= 1  # kept in range
+    # a large beta trusts the observation: the estimate stays near N
+    loose = beta_map(flat_prior, noisy, sigma, beta=1000.0, steps=60, lr=0.2)
+    assert (loose - noisy.clamp(0, 1)).abs().mean() < 0.3 * (true_map - noisy.clamp(0, 1)).abs().mean()
+
+
+def test_each_image_is_its_own_problem_whatever_the_batch(flat_prior):
+    _, noisy = flat_test_batch()
+    sigma = torch.tensor([0.1, 0.05, 0.2, 0.1])
+    together = beta_map(flat_prior, noisy, sigma, beta=2.0, steps=20, lr=0.1)
+    alone = beta_map(flat_prior, noisy[:1], sigma[:1], beta=2.0, steps=20, lr=0.1)
+    pair = beta_map(flat_prior, noisy[[0, 2]], sigma[[0, 2]], beta=2.0, steps=20, lr=0.1)
+    torch.testing.assert_close(alone[0], together[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(pair[0], together[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(pair[1], together[2], atol=1e-5, rtol=0)
+
+
+def test_latent_space_option_also_denoises(flat_prior):
+    clean, noisy = flat_test_batch()
+    # latents are standardised (unit scale): a larger step than in pixel space
+    out = beta_map(flat_prior, noisy, torch.full((4,), 0.1), beta=1.0, steps=60, lr=0.1, space="latent")
+    assert out.shape == noisy.shape and psnr(out, clean) > psnr(noisy, clean) + 3.0
+
+
+def test_odd_sizes_are_padded_for_the_prior_and_cropped_back(flat_prior):
+    noisy = torch.rand(2, 1, 10, 13)
+    out = beta_map(flat_prior, noisy, torch.full((2,), 0.1), steps=2, lr=0.1)
+    assert out.shape == noisy.shape
+
+
+def test_glow_map_needs_a_known_noise_level(flat_prior):
+    method = GlowMAP({"beta": 1.0, "map_steps": 1}, image_channels=1)
+    method.set_prior(flat_prior)
+    with pytest.raises(ConfigError, match="sigma=real"):
+        method.denoise(torch.rand(1, 1, 8, 8), torch.tensor([float("nan")]))
+    with pytest.raises(ConfigError, match="models 1-channel images, the test images have 3"):
+        GlowMAP({}, image_channels=3).set_prior(flat_prior)
+
+
+def test_beta_and_map_settings_are_evaluation_only():
+    method = GlowMAP({"name": "glow_map", "beta": 4, "map_steps": 9, "map_lr": 0.1, "space": "latent"})
+    assert method.artifact_config() == {"name": "glow_map"}
+    assert GlowMAP.grad_at_test and not GlowMAP.trainable
+
+
+def test_a_smoke_cell_runs_through_the_runner_and_the_next_cell_loads_the_prior(tmp_path):
+    cfg = compose(["method=glow_map", "scale=smoke", "sigma=25"], tmp_path)
+    summary = run_cell(cfg)
+    m = json.loads((tmp_path / "cell" / "metrics.json").read_text())
+    assert m["method"] == "glow_map" and m["n_images"] == 2 and m["psnr"]["mean"] == pytest.approx(summary["psnr"]["mean"])
+    assert m["parameters"] > 0 and (tmp_path / "cell" / "samples.png").exists()
+    assert [a["status"] for a in m["artifacts"] if a["kind"] == "glow_prior"] == ["trained"]
+    cfg2 = compose(["method=glow_map", "scale=smoke", "sigma=15", "method.beta=4"], tmp_path)
+    cfg2.paths.output_dir = str(tmp_path / "cell2")
+    run_cell(cfg2)
+    m2 = json.loads((tmp_path / "cell2" / "metrics.json").read_text())
+    assert [a["status"] for a in m2["artifacts"] if a["kind"] == "glow_prior"] == ["loaded"]
+
+
+def test_the_tables_experiment_maps_the_paper_sigma_and_columns(tmp_path):
+    base = ["experiment=glow_map_tables", "data.root=/nonexistent", "scale=smoke"]
+    for sigma, paper in (("4.25", 0.025), ("8.5", 0.05), ("17", 0.1), ("34", 0.2)):
+        cfg = compose(base + [f"sigma={sigma}"], tmp_path)
+        assert cfg.sigma_paper == paper and float(sigma) * 1.5 / 255 == pytest.approx(paper)
+    cfg = compose(base + ["glow_map_column=beta8"], tmp_path)
+    assert cfg.method.name == "glow_map" and cfg.method.beta == 8 and cfg.name == "glow_map_tables"
+    assert cfg.data.limit.test == 32 and cfg.data.limit_from_end and list(cfg.report.tables) == ["glow_map_tables"]
+    assert compose(base + ["glow_map_column=noisy"], tmp_path).method.name == "noisy"
+
+
+def test_the_noisy_column_matches_the_paper_within_0_2_db(tmp_path):
+    root = shared_data("CelebA_subset")
+    paper = {4.25: 35.5, 8.5: 29.5, 17: 23.5, 34: 17.5}
+    for sigma, want in paper.items():
+        cfg = compose(["experiment=glow_map_tables", f"data.root={root}", "glow_map_column=noisy", f"sigma={sigma}",
+                       "scale=smoke"], tmp_path)
+        cfg.paths.output_dir = str(tmp_path / f"noisy{sigma}")
+        s = run_cell(cfg)
+        assert s["n_images"] == 32 and abs(s["psnr"]["mean"] - want) < 0.2, (sigma, s["psnr"])
+
+
+def test_a_sweep_trains_the_prior_once(tmp_path):
+    r = run_cli(["-m", "method=glow_map", "method.beta=1,4", "sigma=15,25", "scale=smoke", "logger=none",
+                 "progress=false", "name=g", f"paths.multirun={tmp_path}", f"paths.artifacts={tmp_path / 'art'}"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert len(list((tmp_path / "g").glob("*/metrics.json"))) == 4
+    assert r.stdout.count("[artifacts] glow_prior: training") == 1
+    assert r.stdout.count("[artifacts] glow_prior: loaded") == 3
