@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import torch
 from tabulate import tabulate
+from timing import timed
 
 from denoise_bench.data.noise import NoiseSpec, seeded_noisy
 from denoise_bench.methods.bm3d import BM3D
@@ -25,13 +25,6 @@ def test_images(n: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     clean = torch.stack([torch.roll(base, shifts=7 * i, dims=2) for i in range(n)])
     noisy = torch.stack([seeded_noisy(c, f"bench{i}", NoiseSpec(25.0))[0] for i, c in enumerate(clean)])
     return clean, noisy
-
-
-def timed(fn, repeat: int = 1) -> float:
-    start = time.perf_counter()
-    for _ in range(repeat):
-        fn()
-    return (time.perf_counter() - start) / repeat
 
 
 def main() -> None:

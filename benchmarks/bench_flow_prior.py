@@ -10,20 +10,13 @@ run: the machines are shared and noisy.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 from tabulate import tabulate
+from timing import timed
 
 from denoise_bench.flows import Glow
 from denoise_bench.methods.flow_prior import FlowPriorDenoiser
-
-
-def timed(fn, repeat: int) -> float:
-    start = time.perf_counter()
-    for _ in range(repeat):
-        fn()
-    return (time.perf_counter() - start) / repeat
 
 
 def main() -> None:

@@ -259,6 +259,15 @@ def run_cell(cfg: DictConfig) -> dict | None:
 
 def main(cfg: DictConfig) -> dict | None:
     """Hydra task function: run the cell (or the report task), turn user errors into one line."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import InterpolationResolutionError
+
+    try:
+        OmegaConf.to_container(cfg, resolve=True)  # a config that does not resolve is a user error
+    except InterpolationResolutionError as e:
+        where = f" ({e.full_key})" if getattr(e, "full_key", None) else ""
+        print(f"error: the config does not resolve{where}: {str(e).splitlines()[0]}", file=sys.stderr)
+        sys.exit(2)
     try:
         return run_cell(cfg)
     except BenchError as e:

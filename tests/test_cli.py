@@ -58,6 +58,13 @@ def test_negative_sigma_is_one_line(tmp_path):
     assert len(err) == 1
 
 
+def test_a_config_that_does_not_resolve_is_one_line(tmp_path):
+    # glow_map_tables maps only the paper's four noise levels to their labels
+    err = _fails_with_one_line(["experiment=glow_map_tables", "sigma=20"], "error: the config does not resolve",
+                               "sigma_paper", tmp_path=tmp_path)
+    assert len(err) == 1
+
+
 def test_missing_or_empty_data_root_is_one_line(tmp_path):
     err = _fails_with_one_line(["method=noisy", "data=folder"], "data.root is not set", tmp_path=tmp_path)
     assert len(err) == 1

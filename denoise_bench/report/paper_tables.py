@@ -124,7 +124,9 @@ def fdn_table5(cells: list[Cell]) -> PaperTable:
     return PaperTable(name, _title(name), caption(
         name, used, "Param (M): our trainable parameters; GFLOPs: one denoising pass of a 256×256 image, counted "
                     "by torch's FlopCounterMode (multiply-add = 2, convolutions and matrix products; "
-                    "denoise_bench/complexity.py), — for methods that are not PyTorch networks (noisy, BM3D)."),
+                    "denoise_bench/complexity.py), — for methods that are not PyTorch networks (noisy, BM3D). "
+                    "FDN's denoising pass is a forward and an inverse pass of its flow, so ours counts both; "
+                    "the paper's 76.80 is one pass (ours: half the printed value)."),
         [block])
 
 

@@ -34,6 +34,20 @@ def require_dir(path, what: str, layout: str) -> Path:
     return p
 
 
+SPLIT_ROOT_KEYS = {"train": "train_root", "val": "val_root", "test": "root"}
+
+
+def split_root(cfg, split: str, no_train: str) -> tuple[str | None, str]:
+    """(folder, its config key) of a split of the folder-like sources: ``data.root`` is the test set,
+    ``data.train_root`` / ``data.val_root`` the others. No validation folder: (None, key); no training
+    folder: a DataError whose message is ``no_train``."""
+    key = SPLIT_ROOT_KEYS[split]
+    path = cfg.get(key)
+    if split == "train" and not path:
+        raise DataError(no_train)
+    return (path or None), f"data.{key}"
+
+
 def list_items(cfg, split: str) -> list[ImageItem]:
     """The items of ``split`` for the dataset named ``cfg.source`` (at most ``cfg.limit[split]``)."""
     name = cfg.get("source", cfg.get("name"))

@@ -6,7 +6,7 @@ validation ``data.val_root`` (optional). Image ids are ``<folder name>/<file ste
 from __future__ import annotations
 
 from denoise_bench.data.items import ImageItem, ImageRef, list_image_files
-from denoise_bench.data.sources import register_source, require_dir
+from denoise_bench.data.sources import register_source, require_dir, split_root
 from denoise_bench.errors import DataError
 
 LAYOUT = "a folder of image files (png/jpg/bmp/tif)"
@@ -22,13 +22,8 @@ def read_image_folder(path, what: str) -> list[ImageItem]:
 
 @register_source("folder")
 def read_folder(cfg, split: str) -> list[ImageItem]:
-    key = {"train": "train_root", "val": "val_root", "test": "root"}[split]
-    path = cfg.get(key)
-    if split == "val" and not path:
+    path, key = split_root(cfg, split, "data=folder has no training images: set data.train_root=FOLDER (or give "
+                                       "the method pretrained weights, e.g. method.weights=PATH)")
+    if not path and split == "val":
         return []
-    if split == "train" and not path:
-        raise DataError(
-            "data=folder has no training images: set data.train_root=FOLDER (or give the method "
-            "pretrained weights, e.g. method.weights=PATH)"
-        )
-    return read_image_folder(path, f"data.{key}")
+    return read_image_folder(path, key)

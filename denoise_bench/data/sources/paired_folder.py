@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from denoise_bench.data.items import ImageItem, ImageRef, list_image_files
-from denoise_bench.data.sources import register_source, require_dir
+from denoise_bench.data.sources import register_source, require_dir, split_root
 from denoise_bench.errors import DataError
 
 _DIGITS = re.compile(r"(\d+)")
@@ -104,14 +104,10 @@ def read_paired_folder(path, what: str, clean_dir: str = "GT", noisy_dir: str = 
 
 @register_source("paired_folder")
 def read_paired(cfg, split: str) -> list[ImageItem]:
-    key = {"train": "train_root", "val": "val_root", "test": "root"}[split]
-    path = cfg.get(key)
-    if split == "val" and not path:
+    path, key = split_root(cfg, split, (
+        "data=paired_folder has no training pairs: set data.train_root=FOLDER (a paired folder with "
+        f"{cfg.get('clean_dir', 'GT')}/ and {cfg.get('noisy_dir', 'NOISY')}/), or give the method pretrained weights"))
+    if not path and split == "val":
         return []
-    if split == "train" and not path:
-        raise DataError(
-            "data=paired_folder has no training pairs: set data.train_root=FOLDER (a paired folder with "
-            f"{cfg.get('clean_dir', 'GT')}/ and {cfg.get('noisy_dir', 'NOISY')}/), or give the method pretrained weights"
-        )
-    return read_paired_folder(path, f"data.{key}", str(cfg.get("clean_dir", "GT")), str(cfg.get("noisy_dir", "NOISY")),
+    return read_paired_folder(path, key, str(cfg.get("clean_dir", "GT")), str(cfg.get("noisy_dir", "NOISY")),
                               bool(cfg.get("paired", True)))
