@@ -23,10 +23,10 @@ from denoise_bench.methods.base import DenoisingMethod
 def _single_thread() -> None:
     """Worker initializer: one BLAS / OpenMP thread per worker process.
 
-    BM3D's own work is serial, but numpy's and scipy's OpenBLAS start a thread per core that mostly
-    spins: a worker left at the default occupies every core, and two workers then run no faster than
-    one. A forked worker has those libraries loaded already, so environment variables come too late;
-    threadpoolctl sets the limit in the loaded libraries."""
+    The library's own threads are off per image (``single_threaded_profile``); numpy's and scipy's
+    OpenBLAS would still start a thread per core in every worker and contend (here 7-10 % of the
+    throughput of two workers). A forked worker has those libraries loaded already, so environment
+    variables come too late; threadpoolctl sets the limit in the loaded libraries."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
     from threadpoolctl import threadpool_limits
