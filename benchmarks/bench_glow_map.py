@@ -83,7 +83,7 @@ def main(argv=None) -> None:
 
     import torch
 
-    from denoise_bench.cli import RunContext
+    from denoise_bench.training import TrainingContext as RunContext
     from denoise_bench.methods.glow_map import beta_map
     from denoise_bench.priors import load_or_train_prior
     from denoise_bench.priors.glow_prior import crop_to_multiple

@@ -27,7 +27,7 @@ from tabulate import tabulate
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINES = ["method=noisy,bm3d,dncnn", "sigma=15,25,50"]
-GLOW_GRID = ["method=glow_map", "sigma=15,25", "method.beta=1,4", "data.test_crop=64"]
+GLOW_GRID = ["method=glow_map", "sigma=15,25", "method.beta=1,4", "data.test.crop=64"]
 
 
 def sweep(tmp: Path, name: str, args: list[str], scale: str, artifacts: str, extra: list[str]) -> dict:

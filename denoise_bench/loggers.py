@@ -23,8 +23,25 @@ def wandb_mode(cfg) -> str:
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
     if mode == "auto":
-        return "online" if wandb_logged_in() else "offline"
+        mode = "online" if wandb_logged_in() else "offline"
+    if mode == "online" and not wandb_reachable():
+        import sys
+
+        print("[wandb] warning: logger.mode=online but api.wandb.ai is unreachable; logging offline "
+              "(push later with `wandb sync`)", file=sys.stderr, flush=True)
+        return "offline"
     return mode
+
+
+def wandb_reachable(host: str = "api.wandb.ai", timeout: float = 3.0) -> bool:
+    """A TCP connection to W&B's API succeeds (online logging would otherwise hang or fail)."""
+    import socket
+
+    try:
+        with socket.create_connection((os.environ.get("WANDB_BASE_HOST", host), 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def make_logger(cfg: DictConfig, out_dir: Path, group: str | None, run_name: str):

@@ -16,7 +16,7 @@ import torch
 
 from conftest import REPO, compose
 from denoise_bench.artifacts import ArtifactStore, CorruptArtifact, config_key
-from denoise_bench.cli import run_cell
+from denoise_bench.run.cell import run_cell
 
 
 # -- the key ---------------------------------------------------------------------------------------
@@ -47,7 +47,7 @@ BASE = ["method=dncnn", "sigma=25"]
 @pytest.mark.parametrize("change", [
     ["metrics.quantize=true", "metrics.border=2"],  # metric switches
     ["logger=csv", "progress=true", "name=other", "threads=1", "force=true"],  # how the cell runs
-    ["data.test_crop=32", "data.limit.test=1", "data.test_batch_size=1"],  # test handling
+    ["data.test.crop=32", "data.test.limit=1", "data.test.batch_size=1"],  # test handling
 ])
 def test_key_ignores_evaluation_only_settings(change, tmp_path, monkeypatch):
     _, base = artifact_key(BASE, tmp_path / "a", monkeypatch)
@@ -169,7 +169,7 @@ def _fit_or_load_worker(root: str, start_delay: float, queue) -> None:
     from torch import nn
     from torch.utils.data import DataLoader
 
-    from denoise_bench.cli import RunContext
+    from denoise_bench.training import TrainingContext as RunContext
 
     class Toy(L.LightningModule):
         def __init__(self):

@@ -77,12 +77,12 @@ def test_corrupt_image_and_oversized_crop_are_one_line(tmp_path):
     folder = tmp_path / "imgs"
     write_images(folder, 2, size=(64, 64))
     (folder / "zz.png").write_bytes(b"not an image at all")
-    err = _fails_with_one_line(["method=noisy", "data=folder", f"data.root={folder}", "data.limit.test=null"],
+    err = _fails_with_one_line(["method=noisy", "data=folder", f"data.root={folder}", "data.test.limit=null"],
                                "zz.png", "cannot decode",
                                tmp_path=tmp_path)
     assert len(err) == 1
     (folder / "zz.png").unlink()
-    _fails_with_one_line(["method=noisy", "data=folder", f"data.root={folder}", "data.test_crop=128"],
+    _fails_with_one_line(["method=noisy", "data=folder", f"data.root={folder}", "data.test.crop=128"],
                          "smaller than the crop", tmp_path=tmp_path)
 
 

@@ -32,7 +32,7 @@ def test_builtin_splits_are_disjoint_and_need_no_download():
 
 @pytest.mark.parametrize("name,channels", [("builtin", 1), ("builtin_rgb", 3)])
 def test_builtin_gray_and_colour_variants(name, channels):
-    dm = DenoisingDataModule(data_cfg(name, test_crop=64), NoiseSpec(25.0))
+    dm = DenoisingDataModule(data_cfg(name, test={"crop": 64}), NoiseSpec(25.0))
     batch = next(iter(dm.test_dataloader()))
     assert batch["clean"].shape[1:] == (channels, 64, 64)
     assert batch["noisy"].shape == batch["clean"].shape
@@ -104,7 +104,7 @@ def test_corrupt_image_is_reported_with_its_path(tmp_path, image_folder):
 
 
 def test_crop_larger_than_image_is_reported(image_folder):
-    cfg = data_cfg("folder", root=str(image_folder), test_crop=512)
+    cfg = data_cfg("folder", root=str(image_folder), test={"crop": 512})
     _one_line_error(lambda: DenoisingDataModule(cfg, NoiseSpec(25.0)).test_set(), "00.png", "smaller than the crop")
     cfg = data_cfg("folder", root=str(image_folder), train_root=str(image_folder), patch_size=100)
     _one_line_error(lambda: DenoisingDataModule(cfg, NoiseSpec(25.0), train_steps=1).train_set(), "smaller than the training crop")

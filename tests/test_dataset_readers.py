@@ -367,7 +367,7 @@ def test_datamodule_celeba_training_crops_and_test_crop(tmp_path):
     assert batch["noisy"].shape == batch["clean"].shape == (2, 3, c.patch_size, c.patch_size) == (2, 3, 64, 64)
     assert torch_close(batch["sigma"], 25.0)
     test = next(iter(dm.test_dataloader()))
-    assert test["clean"].shape[1:] == (3, 64, 64)  # the centre crop data.test_crop
+    assert test["clean"].shape[1:] == (3, 64, 64)  # the centre crop data.test.crop
 
 
 def torch_close(t, value: float) -> bool:

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from conftest import compose, run_cli
-from denoise_bench.cli import run_cell
+from denoise_bench.run.cell import run_cell
 
-DATA = ["data.limit.test=3", "data.test_batch_size=1"]  # 3 batches on 2 ranks: rank 1 is padded
+DATA = ["data.test.limit=3", "data.test.batch_size=1"]  # 3 batches on 2 ranks: rank 1 is padded
 
 
 def test_two_process_ddp_cell_gathers_every_image_once_with_one_process_values(tmp_path):
@@ -31,9 +31,10 @@ def test_two_process_ddp_cell_gathers_every_image_once_with_one_process_values(t
     assert metrics["n_images"] == 3
     # rank 1 wrote nothing: no second Hydra output folder, log or config of its own
     assert sorted(p.name for p in run_dir.iterdir() if p.name != "examples") == [
-        ".hydra", "metrics.json", "per_image.csv", "run.log", "samples.png"]
+        ".cell.lock", ".hydra", "curve_dncnn.csv", "metrics.json", "outcome.json", "per_image.csv", "run.log",
+        "samples.png"]
     (model,) = art.glob("dncnn-*/model.pt")
-    assert json.loads((model.parent / "meta.json").read_text())["config"]["trainer"]["world_size"] == 2
+    assert json.loads((model.parent / "meta.json").read_text())["config"]["world_size"] == 2
 
     # the same weights evaluated by one process
     one = run_cell(compose(["method=dncnn", "sigma=25", "scale=smoke", "threads=1", *DATA,
@@ -68,7 +69,7 @@ def test_same_shape_batches_give_each_rank_a_contiguous_equal_block(n_batches, w
 def _actnorm_rank(rank: int, port: int, queue) -> None:
     import torch.distributed as dist
 
-    from denoise_bench.ddp import DistributedTrainingFixes
+    from denoise_bench.training.distributed import DistributedTrainingFixes
     from denoise_bench.flows import ActNorm
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))

@@ -17,7 +17,7 @@ from denoise_bench.data.noise import NoiseSpec
 
 def _datamodule(seed: int) -> DenoisingDataModule:
     cfg = compose(["scale=smoke", f"seed={seed}"])
-    return DenoisingDataModule(cfg.data, NoiseSpec(25.0, seed=seed), train_steps=2)
+    return DenoisingDataModule(cfg.data, NoiseSpec(25.0, seed=seed), train_steps=2, seed=seed)
 
 
 def test_noisy_test_inputs_depend_only_on_seed_image_and_sigma():

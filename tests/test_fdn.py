@@ -213,7 +213,7 @@ def test_gflops_per_256_image_match_the_papers_table_v():
 
 # -- through the runner ---------------------------------------------------------------------------------
 def test_run_cell_writes_metrics_with_what_the_tables_need(tmp_path):
-    from denoise_bench.cli import run_cell
+    from denoise_bench.run.cell import run_cell
 
     cfg = compose(["method=fdn", "scale=smoke", "data=builtin_rgb", "sigma=50"], tmp_path)
     summary = run_cell(cfg)
@@ -229,7 +229,7 @@ def test_run_cell_writes_metrics_with_what_the_tables_need(tmp_path):
 
 
 def test_blind_training_and_blind_test(tmp_path):
-    from denoise_bench.cli import run_cell
+    from denoise_bench.run.cell import run_cell
 
     run_cell(compose(["method=fdn", "scale=smoke", "sigma=blind"], tmp_path))
     m = json.loads((tmp_path / "cell" / "metrics.json").read_text())
@@ -241,13 +241,13 @@ def test_blind_training_and_blind_test(tmp_path):
 
 def test_real_noise_from_paired_data(tmp_path):
     """data.paired=true: training and test noisy images come from disk (sigma 'real')."""
-    from denoise_bench.cli import run_cell
+    from denoise_bench.run.cell import run_cell
 
     for split, n in (("train", 4), ("test", 2)):
         for sub, seed in (("GT", 0), ("NOISY", 1)):
             write_images(tmp_path / split / sub, n, size=(24, 28), channels=3, seed=seed)
     cfg = compose(["method=fdn", "scale=smoke", "data=paired_folder", f"data.root={tmp_path / 'test'}",
-                   f"data.train_root={tmp_path / 'train'}", "data.test_crop=null", "data.patch_size=16"], tmp_path)
+                   f"data.train_root={tmp_path / 'train'}", "data.test.crop=null", "data.patch_size=16"], tmp_path)
     run_cell(cfg)
     m = json.loads((tmp_path / "cell" / "metrics.json").read_text())
     assert m["sigma"] == "real" and m["n_images"] == 2
@@ -300,7 +300,7 @@ def make_celeba(root, n=12, size=(40, 36)):
 
 def test_ablation_zc_experiment_runs_end_to_end_at_smoke_scale(tmp_path):
     root = make_celeba(tmp_path / "celeba")
-    proc = run_cli(["-m", "experiment=fdn_ablation_zc", "scale=smoke", f"data.root={root}", "data.test_crop=32",
+    proc = run_cli(["-m", "experiment=fdn_ablation_zc", "scale=smoke", f"data.root={root}", "data.test.crop=32",
                     "logger=none", "progress=false", f"paths.multirun={tmp_path / 'multirun'}",
                     f"paths.artifacts={tmp_path / 'art'}"])
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -162,7 +162,7 @@ def test_overlapping_prior_and_denoiser_parts_are_refused():
 def two_sigma_cells(tmp_path_factory):
     """Two smoke cells (sigma 15, 25) of method=flow_prior sharing one artifact store, with every
     training batch of the denoiser and the training images of every datamodule recorded."""
-    from denoise_bench.cli import run_cell
+    from denoise_bench.run.cell import run_cell
     from denoise_bench.data import datamodule
 
     tmp = tmp_path_factory.mktemp("flow_prior")

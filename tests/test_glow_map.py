@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from conftest import compose, run_cli, shared_data
-from denoise_bench.cli import run_cell
+from denoise_bench.run.cell import run_cell
 from denoise_bench.errors import ConfigError
 from denoise_bench.methods.glow_map import GlowMAP, beta_map
 from denoise_bench.priors import GlowPrior, freeze
@@ -121,7 +121,7 @@ def test_the_tables_experiment_maps_the_paper_sigma_and_columns(tmp_path):
         assert cfg.sigma_paper == paper and float(sigma) * 1.5 / 255 == pytest.approx(paper)
     cfg = compose(base + ["glow_map_column=beta8"], tmp_path)
     assert cfg.method.name == "glow_map" and cfg.method.beta == 8 and cfg.name == "glow_map_tables"
-    assert cfg.data.limit.test == 32 and cfg.data.limit_from_end and list(cfg.report.tables) == ["glow_map_tables"]
+    assert cfg.data.test.limit == 32 and cfg.data.test.from_end and list(cfg.report.tables) == ["glow_map_tables"]
     assert compose(base + ["glow_map_column=noisy"], tmp_path).method.name == "noisy"
 
 

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from conftest import compose, shared_data
-from denoise_bench.cli import RunContext
+from denoise_bench.training import TrainingContext as RunContext
 from denoise_bench.errors import ConfigError, TrainingError
 from denoise_bench.priors import GlowPrior, build_glow, load_or_train_prior, prior_data_config, prior_key
 from denoise_bench.priors.store import prior_channels
@@ -148,8 +148,8 @@ def test_faces_are_prepared_for_the_prior_as_for_the_test(tmp_path):
     cfg = compose(["experiment=glow_map_tables", f"data.root={root}", "scale=smoke"], tmp_path)
     d = prior_data_config(cfg)
     # whole, centre-cropped, resized images of the prior's size, as the test images
-    assert d.patch_size == d.train_size == cfg.data.test_size == cfg.prior.image_size == 16
-    assert d.train_center_crop == cfg.data.test_crop == 64
+    assert d.patch_size == d.train_size == cfg.data.test.size == cfg.prior.image_size == 16
+    assert d.train_center_crop == cfg.data.test.crop == 64
     assert prior_channels(d) == 3
     key = prior_key(cfg, d, 3)
     assert "test_crop" not in key["data"] and "test" not in key["data"]["limit"]

@@ -460,7 +460,7 @@ def test_committed_results_regenerate_byte_for_byte(tmp_path):
 
 # -- what a real cell leaves ---------------------------------------------------------------------------
 def test_a_cell_keeps_example_pngs_and_its_provenance(cfg_factory):
-    from denoise_bench.cli import run_cell
+    from denoise_bench.run.cell import run_cell
 
     cfg = cfg_factory(["method=noisy", "sigma=25", "scale=smoke"])
     run_cell(cfg)

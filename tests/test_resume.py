@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import json
 import subprocess
 import sys
 import time
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, compose
-from denoise_bench.cli import run_cell
+from denoise_bench.errors import ConfigError
+from denoise_bench.run.cell import run_cell
 
 SIGMAS = "5,10,15,20,25,30"
 
@@ -64,7 +66,7 @@ def test_killed_sweep_resumes_only_the_missing_cells_and_gives_the_same_table(tm
     assert (sweep / "table.csv").read_bytes() == (clean_runs / "resume" / "table.csv").read_bytes()
 
 
-def test_resume_skips_force_recomputes_and_a_changed_config_recomputes(tmp_path, capsys):
+def test_resume_skips_force_recomputes_and_a_changed_config_is_refused(tmp_path, capsys):
     over = ["method=noisy", "sigma=25", "scale=smoke"]
     first = run_cell(compose(over, tmp_path))
     metrics = tmp_path / "cell" / "metrics.json"
@@ -77,14 +79,24 @@ def test_resume_skips_force_recomputes_and_a_changed_config_recomputes(tmp_path,
     time.sleep(0.01)
     assert run_cell(compose([*over, "force=true"], tmp_path)) is not None
     assert metrics.stat().st_mtime_ns > stamp
-    changed = run_cell(compose([*over, "metrics.quantize=true"], tmp_path))  # another protocol: recomputed
+    forced = metrics.read_text()
+    # another result aimed at the finished folder (another protocol, a mistyped data.root): refused, naming
+    # the differing key, and the finished result is untouched
+    with pytest.raises(ConfigError, match=r"another config \(metrics.quantize: False there, True now\)"):
+        run_cell(compose([*over, "metrics.quantize=true"], tmp_path))
+    with pytest.raises(ConfigError, match=r"data.root"):
+        run_cell(compose([*over, "data.root=/no/such/folder"], tmp_path))
+    assert metrics.read_text() == forced
+    changed = run_cell(compose([*over, "metrics.quantize=true", "force=true"], tmp_path))  # force replaces it
     assert changed is not None and changed["cell_key"] != first["cell_key"]
+    assert json.loads(metrics.read_text())["cell_key"] == changed["cell_key"]
 
 
-def test_a_recompute_that_dies_leaves_no_metrics_json(tmp_path, monkeypatch):
+def test_a_recompute_that_dies_leaves_the_finished_result_intact(tmp_path, monkeypatch):
     over = ["method=noisy", "sigma=25", "scale=smoke"]
     run_cell(compose(over, tmp_path))
-    assert (tmp_path / "cell" / "metrics.json").exists()
+    before = {p.name: p.read_bytes() for p in (tmp_path / "cell").iterdir() if p.is_file() and p.suffix in (".json", ".csv")}
+    assert "metrics.json" in before
     from denoise_bench.methods.noisy import NoisyInput
 
     def killed(self, noisy, sigma):
@@ -93,7 +105,8 @@ def test_a_recompute_that_dies_leaves_no_metrics_json(tmp_path, monkeypatch):
     monkeypatch.setattr(NoisyInput, "denoise", killed)
     with pytest.raises(RuntimeError, match="killed"):
         run_cell(compose([*over, "force=true"], tmp_path))
-    assert not (tmp_path / "cell" / "metrics.json").exists()  # the old result no longer looks current
+    after = {name: (tmp_path / "cell" / name).read_bytes() for name in before}
+    assert after == before  # nothing of the new, unfinished result reached the folder
 
 
 def test_metrics_json_is_written_last(tmp_path, monkeypatch):

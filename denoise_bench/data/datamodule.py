@@ -1,8 +1,10 @@
 """The LightningDataModule shared by every method.
 
-- training: random crops (albumentations: crop, optional flips / rot90 per dataset) with fresh noise
-  each time an image is drawn; ``unpaired=True`` drops the clean image from the batch, so a method
-  trained that way can never see a clean target;
+- training: sample ``i`` of a training is a pure function of (seed, rank, i): an image drawn
+  uniformly from the whole training split, a random crop (albumentations: crop, optional flips /
+  rot90 per dataset) and fresh noise. A training resumed at step N continues with sample
+  N x batch, so it sees exactly what an uninterrupted one sees. ``unpaired=True`` drops the clean
+  image from the batch, so a method trained that way can never see a clean target;
 - validation / test: full images (or a fixed centre crop / resize), the noisy image seeded per
   (seed, image id, sigma) so every method sees the same input; batches group images of one size.
 """
@@ -17,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from denoise_bench.data.items import ImageItem, image_size, read_image
+from denoise_bench.data.items import ImageItem, check_eval_memory, image_size, read_image
 from denoise_bench.data.noise import NoiseSpec, apply_awgn, seeded_noisy
 from denoise_bench.data.sources import list_items
 from denoise_bench.errors import DataError
@@ -30,7 +32,7 @@ def _to_tensor(img: np.ndarray) -> torch.Tensor:
 def center_crop(img: np.ndarray, size: int, where: str) -> np.ndarray:
     h, w = img.shape[:2]
     if h < size or w < size:
-        raise DataError(f"{where}: image is {h}x{w}, smaller than the crop {size}x{size} (data.test_crop)")
+        raise DataError(f"{where}: image is {h}x{w}, smaller than the crop {size}x{size} (data.test.crop)")
     top, left = (h - size) // 2, (w - size) // 2
     return img[top : top + size, left : left + size]
 
@@ -45,11 +47,12 @@ def resize(img: np.ndarray, size: int) -> np.ndarray:
 class EvalImages(Dataset):
     """Validation / test images with their seeded noisy versions, decoded once and kept in memory."""
 
-    def __init__(self, items: list[ImageItem], channels: int | None, spec: NoiseSpec, crop=None, size=None):
+    def __init__(self, items: list[ImageItem], channels: int | None, spec: NoiseSpec, crop=None, size=None,
+                 bit_depth=None):
         self.samples = []
         for item in items:
-            clean = read_image(item.clean, channels)
-            noisy = read_image(item.noisy, channels) if item.noisy is not None else None
+            clean = read_image(item.clean, channels, bit_depth)
+            noisy = read_image(item.noisy, channels, bit_depth) if item.noisy is not None else None
             if noisy is not None and noisy.shape != clean.shape:
                 raise DataError(f"{item.noisy.path}: noisy image {noisy.shape} does not match clean {clean.shape}")
             if crop:
@@ -116,13 +119,14 @@ class TrainPatches(Dataset):
 
     def __init__(self, items, channels, spec: NoiseSpec, patch: int, flips: bool, rot90: bool,
                  length: int, unpaired: bool = False, cache_max: int = 2000,
-                 pre_crop: int | None = None, pre_size: int | None = None):
+                 pre_crop: int | None = None, pre_size: int | None = None, seed: int = 0, bit_depth=None):
         import albumentations as A
 
         if not items:
             raise DataError("the training split is empty")
         self.items, self.channels, self.spec, self.patch = items, channels, spec, int(patch)
         self.length, self.unpaired = int(length), unpaired
+        self.seed, self.rank, self.bit_depth = int(seed), 0, bit_depth
         # aligned datasets (faces for a density prior): centre crop / resize first, as at test time
         self.pre_crop, self.pre_size = pre_crop, pre_size
         self.cache: dict[int, tuple] | None = {} if len(items) <= cache_max else None
@@ -140,8 +144,8 @@ class TrainPatches(Dataset):
         if self.cache is not None and k in self.cache:
             return self.cache[k]
         item = self.items[k]
-        clean = read_image(item.clean, self.channels)
-        noisy = read_image(item.noisy, self.channels) if item.noisy is not None else None
+        clean = read_image(item.clean, self.channels, self.bit_depth)
+        noisy = read_image(item.noisy, self.channels, self.bit_depth) if item.noisy is not None else None
         if self.pre_crop:
             clean = center_crop(clean, int(self.pre_crop), item.clean.path)
             noisy = center_crop(noisy, int(self.pre_crop), item.noisy.path) if noisy is not None else None
@@ -155,11 +159,14 @@ class TrainPatches(Dataset):
             self.cache[k] = (clean, noisy)
         return clean, noisy
 
+    def generator(self, i: int) -> torch.Generator:
+        """The random source of sample ``i``: a function of (seed, rank, i) only."""
+        return torch.Generator().manual_seed(hash((self.seed, self.rank, int(i))) & (2**62 - 1))
+
     def __getitem__(self, i: int) -> dict:
-        clean, noisy = self._load(i % len(self.items))
-        # albumentations keeps its own RNG (OS-seeded): draw it from torch's, so seed_everything, the
-        # DataLoader's per-worker seeds and the per-rank seed under DDP make the crops reproducible
-        s = int(torch.randint(0, 2**62, ()))
+        g = self.generator(i)
+        clean, noisy = self._load(int(torch.randint(0, len(self.items), (), generator=g)))  # uniform over the split
+        s = int(torch.randint(0, 2**62, (), generator=g))  # albumentations keeps its own RNG: seed it from ours
         self.transform.set_random_state(np.random.default_rng(s), random.Random(s))
         if noisy is not None:
             out = self.transform(image=clean, noisy=noisy)
@@ -167,8 +174,10 @@ class TrainPatches(Dataset):
             sigma = torch.tensor(float("nan"))
         else:
             clean_t = _to_tensor(self.transform(image=clean)["image"])
-            s = torch.rand(()) * self.spec.blind_max if self.spec.is_blind else torch.tensor(float(self.spec.sigma))
-            noisy_t = apply_awgn(clean_t, s, torch.randn_like(clean_t), self.spec.clip, self.spec.quantize)
+            s = (torch.rand((), generator=g) * self.spec.blind_max if self.spec.is_blind
+                 else torch.tensor(float(self.spec.sigma)))
+            eps = torch.randn(clean_t.shape, generator=g)
+            noisy_t = apply_awgn(clean_t, s, eps, self.spec.clip, self.spec.quantize)
             sigma = s.float()
         sample = {"noisy": noisy_t, "sigma": sigma}
         if not self.unpaired:
@@ -180,9 +189,11 @@ class DenoisingDataModule(L.LightningDataModule):
     """Train / val / test loaders for one dataset config and one noise spec."""
 
     def __init__(self, data_cfg, spec: NoiseSpec, train_steps: int = 0, unpaired: bool = False,
-                 train_spec: NoiseSpec | None = None):
+                 train_spec: NoiseSpec | None = None, seed: int = 0):
         super().__init__()
-        self.cfg, self.spec = data_cfg, spec
+        self.cfg, self.spec, self.seed = data_cfg, spec, int(seed)
+        self.test_cfg = data_cfg.get("test") or {}
+        self.run_cfg = data_cfg.get("run") or {}
         self.train_spec = train_spec or spec  # e.g. a blind model (DnCNN-B) tested at one sigma
         self.train_steps, self.unpaired = int(train_steps), unpaired
         self.channels = data_cfg.get("channels")
@@ -197,8 +208,10 @@ class DenoisingDataModule(L.LightningDataModule):
         if not items and split == "test":
             raise DataError(f"data={self.cfg.get('name')}: the test split has no images")
         if self.channels is None and items:  # as stored: decided by the first image
-            self.channels = read_image(items[0].clean).shape[2]
-        return EvalImages(items, self.channels, self.spec, self.cfg.get("test_crop"), self.cfg.get("test_size"))
+            self.channels = read_image(items[0].clean, None, self.cfg.get("bit_depth")).shape[2]
+        crop, size = self.test_cfg.get("crop"), self.test_cfg.get("size")
+        check_eval_memory(items, self.channels, crop, size)
+        return EvalImages(items, self.channels, self.spec, crop, size, self.cfg.get("bit_depth"))
 
     def test_set(self) -> EvalImages:
         if self._test is None:
@@ -218,7 +231,7 @@ class DenoisingDataModule(L.LightningDataModule):
         if self._train is None:
             items = self.items("train")
             if self.channels is None and items:
-                self.channels = read_image(items[0].clean).shape[2]
+                self.channels = read_image(items[0].clean, None, self.cfg.get("bit_depth")).shape[2]
             patch = int(self.cfg.patch_size)
             pre_crop, pre_size = self.cfg.get("train_center_crop"), self.cfg.get("train_size")
             for item in ([] if pre_crop or pre_size else items[:32]):  # cheap early check; every image is checked when drawn
@@ -231,28 +244,36 @@ class DenoisingDataModule(L.LightningDataModule):
             length = max(self.train_steps, 1) * int(self.cfg.batch_size)
             self._train = TrainPatches(items, self.channels, spec, patch, bool(self.cfg.get("flips", False)),
                                        bool(self.cfg.get("rot90", False)), length, self.unpaired,
-                                       int(self.cfg.get("cache_max_images", 2000)), pre_crop, pre_size)
+                                       int(self.run_cfg.get("cache_max_images", 2000)), pre_crop, pre_size,
+                                       seed=self.seed, bit_depth=self.cfg.get("bit_depth"))
         return self._train
 
     # -- loaders --------------------------------------------------------------------------------
     def _loader_kwargs(self) -> dict:
-        n = int(self.cfg.get("num_workers", 0))
+        n = int(self.run_cfg.get("num_workers", 0))
         return {"num_workers": n, "persistent_workers": n > 0}
 
     def train_dataloader(self):
-        return DataLoader(self.train_set(), batch_size=int(self.cfg.batch_size), shuffle=True,
+        """Samples from N x batch on, where N is the trainer's step (0, or the step a training resumes at)."""
+        ds = self.train_set()
+        trainer = getattr(self, "trainer", None)
+        ds.rank = int(trainer.global_rank) if trainer is not None else 0
+        start = int(trainer.global_step) * int(self.cfg.batch_size) if trainer is not None else 0
+        return DataLoader(ds, batch_size=int(self.cfg.batch_size), sampler=range(start, len(ds)),
                           drop_last=True, **self._loader_kwargs())
 
     def val_dataloader(self):
         ds = self.val_set()
-        return DataLoader(ds, batch_sampler=SameShapeBatches(ds, int(self.cfg.test_batch_size)), collate_fn=collate)
+        return DataLoader(ds, batch_sampler=SameShapeBatches(ds, int(self.test_cfg.get("batch_size") or 1)),
+                          collate_fn=collate)
 
     def test_dataloader(self):
         ds = self.test_set()
-        return DataLoader(ds, batch_sampler=SameShapeBatches(ds, int(self.cfg.test_batch_size)), collate_fn=collate)
+        return DataLoader(ds, batch_sampler=SameShapeBatches(ds, int(self.test_cfg.get("batch_size") or 1)),
+                          collate_fn=collate)
 
     def describe(self) -> str:
-        crop = self.cfg.get("test_crop")
-        size = self.cfg.get("test_size")
+        crop = self.test_cfg.get("crop")
+        size = self.test_cfg.get("size")
         how = "full images" + (f", centre crop {crop}" if crop else "") + (f", resized to {size}" if size else "")
         return f"{self.cfg.get('name')} test split ({how})"

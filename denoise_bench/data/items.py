@@ -67,7 +67,7 @@ def _to_channels(arr: np.ndarray, channels: int | None, where: str) -> np.ndarra
     return arr
 
 
-def read_image(ref: ImageRef, channels: int | None = None) -> np.ndarray:
+def read_image(ref: ImageRef, channels: int | None = None, bit_depth: int | None = None) -> np.ndarray:
     """Pixels of ``ref`` as float32 H×W×C in [0, 1] (C = ``channels`` or as stored)."""
     if ref.var is not None:
         data = _load_mat(ref.path)
@@ -118,3 +118,7 @@ def image_size(ref: ImageRef) -> tuple[int, int]:
     except (UnidentifiedImageError, OSError) as e:
         raise DataError(f"{ref.path}: cannot decode image ({type(e).__name__}); expected a valid PNG/JPEG/TIFF/BMP") from None
     return h, w
+
+
+def check_eval_memory(items, channels, crop, size, limit_bytes=None) -> None:
+    """Placeholder until the image-reading work lands (memory guard for decoded test sets)."""

@@ -18,14 +18,12 @@ from omegaconf import DictConfig, OmegaConf
 from denoise_bench.errors import TrainingError
 from denoise_bench.metrics import MetricProtocol, image_metrics
 
-# keys of a method config that change evaluation only, never the trained model
-EVAL_ONLY_KEYS = {"weights", "eval", "workers", "test_batch_size"}
-
 
 class DenoisingMethod(L.LightningModule):
     name = "base"
     trainable = False  # has training_step; the runner fits it (or loads an artifact) before testing
     grad_at_test = False  # needs autograd inside test_step (beta-MAP); the runner disables inference_mode
+    loads_weights = False  # method.weights=PATH loads a trained model (else a one-line error)
     n_examples = 4  # images kept for the noisy / denoised / clean grid
 
     def __init__(self, cfg: DictConfig | dict | None = None, image_channels: int = 1):
@@ -33,6 +31,7 @@ class DenoisingMethod(L.LightningModule):
         self.cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg or {})
         self.image_channels = int(image_channels)
         self.protocol = MetricProtocol()
+        self.self_ensemble = False  # eval.self_ensemble: the runner sets it
         self.rows: list[dict] = []
         self.examples: list[dict] = []
 
@@ -50,9 +49,9 @@ class DenoisingMethod(L.LightningModule):
         """Called by the runner before testing: fetch or train what the method needs (a prior...)."""
 
     def artifact_config(self) -> dict:
-        """The part of the method config that determines the trained model (the artifact key)."""
-        cfg = OmegaConf.to_container(self.cfg, resolve=True)
-        return {k: v for k, v in cfg.items() if k not in EVAL_ONLY_KEYS}
+        """The method config whose model part names the trained model (``identity.model_part``:
+        no ``run`` / ``eval`` sections); a method adds what it derives (flow_prior: its prior)."""
+        return OmegaConf.to_container(self.cfg, resolve=True)
 
     # -- evaluation (shared) --------------------------------------------------------------------
     def on_test_epoch_start(self) -> None:
@@ -67,6 +66,9 @@ class DenoisingMethod(L.LightningModule):
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = (time.perf_counter() - start) / noisy.shape[0]
+        if not torch.isfinite(estimate).all():
+            raise TrainingError(f"{self.name}: the denoised output is NaN or infinite for test batch {batch_idx} "
+                                f"(first image {batch['id'][0]}); no result written")
         estimate = estimate.detach().clamp(0.0, 1.0) if self.protocol.clamp else estimate.detach()
         metrics = image_metrics(estimate, clean, self.protocol)
         for i, image_id in enumerate(batch["id"]):

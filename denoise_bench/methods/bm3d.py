@@ -2,7 +2,7 @@
 
 Gray images use ``bm3d.bm3d``, colour images ``bm3d.bm3d_rgb``, both with ``sigma_psd = sigma/255``.
 Each image runs single-threaded inside the library (its ``num_threads=1``) and the images of a batch
-are denoised in parallel worker processes (``method.workers``, default: every core). On our 2-core
+are denoised in parallel worker processes (``method.run.workers``, default: every core). On our 2-core
 CPU that is 1.3x the throughput of the library's own threads, and the result of an image does not
 depend on the worker count or the batching: the library's multi-threaded aggregation adds in a
 varying order (differences of ~5e-7). With real noise the level is estimated per image.
@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
 from denoise_bench.errors import ConfigError
 from denoise_bench.methods.base import DenoisingMethod
@@ -74,7 +75,7 @@ class BM3D(DenoisingMethod):
 
     def __init__(self, cfg=None, image_channels: int = 1):
         super().__init__(cfg, image_channels)
-        self.workers = int(self.cfg.get("workers") or os.cpu_count() or 1)
+        self.workers = int(OmegaConf.select(self.cfg, "run.workers", default=None) or os.cpu_count() or 1)
         self.profile = str(self.cfg.get("profile", "np"))
         single_threaded_profile(self.profile)  # an unknown name fails here, before any image
         self._pool: ProcessPoolExecutor | None = None

@@ -83,6 +83,7 @@ def load_state_dict_file(net: nn.Module, path: str) -> None:
 class DnCNN(DenoisingMethod):
     name = "dncnn"
     trainable = True
+    loads_weights = True
 
     def __init__(self, cfg=None, image_channels: int = 1):
         super().__init__(cfg, image_channels)

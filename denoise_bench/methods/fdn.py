@@ -26,6 +26,7 @@ from denoise_bench.models.fdn_net import FDNNet, clean_channel_count
 class FDN(DenoisingMethod):
     name = "fdn"
     trainable = True
+    loads_weights = True
 
     def __init__(self, cfg=None, image_channels: int = 3):
         super().__init__(cfg, image_channels)

@@ -25,10 +25,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from denoise_bench.errors import ConfigError, TrainingError
-from denoise_bench.methods.base import EVAL_ONLY_KEYS, DenoisingMethod
-
-# method keys that only change the MAP solve (the prior's key is built from cfg.prior alone)
-MAP_KEYS = {"beta", "map_steps", "map_lr", "space"}
+from denoise_bench.methods.base import DenoisingMethod
 
 
 def pad_to_multiple(x: torch.Tensor, factor: int) -> torch.Tensor:
@@ -99,10 +96,6 @@ class GlowMAP(DenoisingMethod):
         super().__init__(cfg, image_channels)
         self.prior = None
         self.show_progress = False
-
-    def artifact_config(self) -> dict:
-        cfg = OmegaConf.to_container(self.cfg, resolve=True)
-        return {k: v for k, v in cfg.items() if k not in EVAL_ONLY_KEYS | MAP_KEYS}
 
     def set_prior(self, glow) -> None:
         """Use ``glow`` (frozen here) as the prior; prepare() does this from the artifact store."""

@@ -150,10 +150,10 @@ class GlowPrior(L.LightningModule):
     def make_samples(self) -> Image.Image | None:
         if not self.image_size:
             return None
-        n = int(self.cfg.get("n_samples", 16))
+        n = int(OmegaConf.select(self.cfg, "run.n_samples", default=16))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.seed))
-            x = self.glow.sample(n, float(self.cfg.get("sample_temperature", 0.7)), image_size=int(self.image_size))
+            x = self.glow.sample(n, float(OmegaConf.select(self.cfg, "run.sample_temperature", default=0.7)), image_size=int(self.image_size))
         return image_grid(x)
 
     def on_train_end(self) -> None:

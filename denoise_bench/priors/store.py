@@ -1,11 +1,11 @@
 """The Glow prior of a run: trained once per (clean training data, prior config), then loaded.
 
 ``load_or_train_prior(ctx, cfg)`` is the one entry point for every method that needs a prior
-(glow_map, flow_prior). The artifact key is exactly what determines the trained density: the prior
-config (architecture, n_bits, steps, lr, warm-up, batch, clipping), the clean training data
-(dataset, split, crop / resize, patch size: ``cli.train_data_key``), the channels and the seed.
-It never contains the test sigma, β or MAP settings, so every cell of a sweep that shares the
-prior config loads the same file and only the first one trains.
+(glow_map, flow_prior). The artifact key is ``identity.training_identity`` of the prior group: its
+model part (architecture, n_bits, steps, lr, warm-up, batch, clipping, training data), the model part
+of the clean training data (no ``test:`` / ``run:`` sections), the trainer, the channels and the seed.
+It never contains the test sigma, β or MAP settings (they live in the method group), so every cell
+of a sweep that shares the prior config loads the same file and only the first one trains.
 """
 from __future__ import annotations
 
@@ -20,8 +20,6 @@ from denoise_bench.flows import Glow
 from denoise_bench.priors.glow_prior import GlowPrior, build_glow
 
 PRIOR_KIND = "glow_prior"
-# prior config keys that do not change the trained weights
-NOT_IN_KEY = ("data", "weights", "sample_temperature", "n_samples")
 ARCHITECTURE = ("levels", "steps", "hidden", "n_bits", "lu", "learn_top")
 
 
@@ -31,7 +29,7 @@ def prior_data_config(cfg: DictConfig) -> DictConfig:
     ``cfg.prior.data`` if set, else the cell's ``cfg.data``; ``prior.image_size`` (the training
     image side) replaces ``patch_size`` and ``prior.batch_size`` replaces ``batch_size`` when set.
     For aligned faces set ``data.train_center_crop`` / ``data.train_size`` = ``prior.image_size``
-    as ``data.test_crop`` / ``data.test_size``, so the prior sees whole images prepared exactly as the
+    as ``data.test.crop`` / ``data.test.size``, so the prior sees whole images prepared exactly as the
     test images are.
     """
     base = cfg.prior.get("data") or cfg.data
@@ -57,12 +55,13 @@ def prior_channels(data_cfg: DictConfig) -> int:
 
 
 def prior_key(cfg: DictConfig, data_cfg: DictConfig, channels: int) -> dict:
-    """The artifact key: everything that determines the trained prior, nothing that is eval-only."""
-    from denoise_bench.cli import train_data_key
+    """The artifact key: the model part of the prior and of its clean training data (fit_or_load adds
+    the world size). ``prior.data`` itself is replaced by the data config it resolves to."""
+    from denoise_bench.identity import training_identity
 
-    p = {k: v for k, v in OmegaConf.to_container(cfg.prior, resolve=True).items() if k not in NOT_IN_KEY}
-    # ctx.fit_or_load adds the trainer settings that change weights (clipping, precision, world size)
-    return {"prior": p, "data": train_data_key(data_cfg), "channels": int(channels), "seed": int(cfg.seed)}
+    prior = OmegaConf.to_container(cfg.prior, resolve=True)
+    prior.pop("data", None)
+    return training_identity(prior, data_cfg, cfg.trainer, {"sigma": "0"}, channels, int(cfg.seed))
 
 
 def freeze(glow: Glow) -> Glow:
@@ -89,7 +88,7 @@ def load_weights_file(glow: Glow, path: str, prior_cfg, channels: int) -> Path:
             stored = {}
         ours = {k: prior_cfg.get(k) for k in ARCHITECTURE}
         ours["channels"] = int(channels)
-        theirs = {**(stored.get("prior") or {}), "channels": stored.get("channels")}
+        theirs = {**(stored.get("model") or stored.get("prior") or {}), "channels": stored.get("channels")}
         diff = [f"{k}={theirs.get(k)} (wanted {v})" for k, v in ours.items() if k in theirs and theirs.get(k) != v]
         if stored and diff:
             raise ConfigError(f"{p}: a Glow prior of a different config ({', '.join(diff)}); "
@@ -126,7 +125,7 @@ def load_or_train_prior(ctx, cfg: DictConfig) -> Glow:
     """The frozen Glow prior for ``cfg``: loaded from the artifact store, trained there if missing.
 
     Args:
-        ctx: the cell's ``cli.RunContext`` (artifact store, logger, ``fit_or_load``).
+        ctx: the cell's ``training.TrainingContext`` (artifact store, logger, ``fit_or_load``).
         cfg: the full run config. Uses ``cfg.prior`` (the Glow config, see ``conf/prior/glow.yaml``)
             and the clean training images of ``cfg.prior.data`` if set, else ``cfg.data``
             (see ``prior_data_config``); ``cfg.seed``; ``cfg.trainer`` for training.
@@ -160,8 +159,8 @@ def load_or_train_prior(ctx, cfg: DictConfig) -> Glow:
     steps = int(pcfg.get("train_steps") or 0)
     if steps <= 0 and bool(cfg.get("train", True)):
         raise ConfigError(f"prior.train_steps={steps}: the Glow prior needs training steps (or prior.weights=PATH)")
-    dm = DenoisingDataModule(data_cfg, NoiseSpec(0.0, seed=seed), train_steps=steps)  # clean images only
-    overrides = {"num_sanity_val_steps": 0}
+    dm = DenoisingDataModule(data_cfg, NoiseSpec(0.0, seed=seed), train_steps=steps, seed=seed)  # clean images only
+    overrides = {}
     if pcfg.get("gradient_clip_val") is not None:
         overrides["gradient_clip_val"] = float(pcfg.gradient_clip_val)
     status = ctx.fit_or_load(module, PRIOR_KIND, key, dm, steps, **overrides)

@@ -63,6 +63,6 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def cell_provenance() -> dict:
+def cell_provenance(weights_files=None, threads=None) -> dict:
     """Stored in each cell's metrics.json: the commit, when it finished and on what machine."""
     return {"commit": git_commit(), "finished": now(), "machine": machine()}

@@ -49,14 +49,16 @@ def split_root(cfg, split: str, no_train: str) -> tuple[str | None, str]:
 
 
 def list_items(cfg, split: str) -> list[ImageItem]:
-    """The items of ``split`` for the dataset named ``cfg.source`` (at most ``cfg.limit[split]``)."""
+    """The items of ``split`` for the dataset named ``cfg.source``: at most ``data.limit.<train|val>``
+    training / validation images, ``data.test.limit`` test images (the last ones with ``data.test.from_end``)."""
     name = cfg.get("source", cfg.get("name"))
     if name not in SOURCES:
         raise ConfigError(f"data.source={name!r}: unknown dataset reader; choose one of {sorted(SOURCES)}")
     items = SOURCES[name](cfg, split)
-    limit = (cfg.get("limit") or {}).get(split)
+    test = cfg.get("test") or {}
+    limit = test.get("limit") if split == "test" else (cfg.get("limit") or {}).get(split)
     if limit is not None and int(limit) >= 0:
-        items = items[-int(limit):] if cfg.get("limit_from_end", False) and split == "test" else items[: int(limit)]
+        items = items[-int(limit):] if split == "test" and test.get("from_end", False) else items[: int(limit)]
     if split == "train" and cfg.get("train_part") is not None:
         items = take_part(items, cfg.get("train_part"))
     return items

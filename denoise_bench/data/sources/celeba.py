@@ -5,7 +5,7 @@ Layout: ``ROOT/img_align_celeba/000001.jpg ...`` and ``ROOT/list_eval_partition.
 (``img_align_celeba/img_align_celeba/`` and ``list_eval_partition.csv`` with a header line).
 Which partition numbers make each split is ``data.partitions`` (FDN tests on the official
 validation partition: ``data.partitions.test=[1]``). Items keep the index file's order, so
-``data.limit_from_end`` takes the last images of the list. Ids are ``celeba/<stem>``.
+``data.test.from_end`` takes the last images of the list. Ids are ``celeba/<stem>``.
 """
 from __future__ import annotations
 

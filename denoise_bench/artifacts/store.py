@@ -2,9 +2,9 @@
 
 A sweep trains each shared model once: a DnCNN per training sigma, a Glow prior per dataset, an
 FDN per sigma... The key (``config_key``) is the SHA-256 of the canonical JSON of the key config
-that ``RunContext.fit_or_load`` assembles: method architecture / optimiser / steps
-(``DenoisingMethod.artifact_config``, minus evaluation-only keys such as beta), the training data
-(``cli.train_data_key``: dataset, splits, crops, not the test handling), the training noise, the
+that ``training.TrainingContext.fit_or_load`` assembles (``identity.training_identity``): method architecture / optimiser / steps
+(the model part of the method or prior group), the training data
+(the model part of the data group: no ``test:`` / ``run:`` sections), the training noise, the
 seed and the trainer settings that change the weights (precision, clipping, world size). Metric
 switches, loggers and paths are not in it, so every cell that needs the same model finds it here.
 
@@ -15,7 +15,7 @@ every load: a truncated or corrupted file is moved aside (``*.corrupt-<time>``) 
 never used. Cells that need the same artifact serialise on a file lock (``.<kind>-<key>.lock``):
 the first trains, the others wait and load.
 
-Command line: ``python -m denoise_bench.artifacts list|clear [--kind K] [--root DIR]``.
+Command line (``artifacts/__main__.py``): ``python -m denoise_bench.artifacts list|clear [--kind K] [--root DIR]``.
 """
 from __future__ import annotations
 
@@ -31,56 +31,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-
-def canonical(obj) -> str:
-    """Key-order independent JSON (the text that is hashed)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def config_key(config: dict) -> str:
-    return hashlib.sha256(canonical(config).encode()).hexdigest()[:16]
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, rename: readers see the old or the new file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(Path(path), text.encode())
+from denoise_bench.atomic import _fsync_dir, atomic_write_bytes, atomic_write_text, sha256_file
+from denoise_bench.identity import canonical, config_key
 
 
 class CorruptArtifact(Exception):
@@ -96,6 +48,10 @@ class ArtifactStore:
 
     def dir_for(self, kind: str, config: dict) -> Path:
         return self.root / f"{kind}-{config_key(config)}"
+
+    def partial_dir(self, kind: str, config: dict) -> Path:
+        """Where a training of this artifact keeps its resumable checkpoint and curve until it is stored."""
+        return self.root / f".partial-{kind}-{config_key(config)}"
 
     def lock_path(self, kind: str, config: dict) -> Path:
         return self.root / f".{kind}-{config_key(config)}.lock"
@@ -161,8 +117,9 @@ class ArtifactStore:
             return None
 
     # -- writing --------------------------------------------------------------------------------
-    def save(self, kind: str, config: dict, state: dict, extra: dict | None = None) -> Path:
-        """Write model.pt + meta.json into a staging folder, then rename it into place (atomic)."""
+    def save(self, kind: str, config: dict, state: dict, extra: dict | None = None, side_files=()) -> Path:
+        """Write model.pt + meta.json (+ ``side_files``, e.g. curve.csv) into a staging folder, then
+        rename it into place (atomic)."""
         d = self.dir_for(kind, config)
         if not self.enabled:
             return d
@@ -175,6 +132,9 @@ class ArtifactStore:
             torch.save(state, buf)
             data = buf.getvalue()
             atomic_write_bytes(stage / "model.pt", data)
+            for f in side_files:
+                if Path(f).is_file():
+                    shutil.copyfile(f, stage / Path(f).name)
             meta = {"kind": kind, "key": config_key(config), "config": json.loads(canonical(config)),
                     "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
                     "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **(extra or {})}
@@ -262,9 +222,3 @@ class ArtifactStore:
                 finally:
                     lock.release()
         return n
-
-
-if __name__ == "__main__":  # python -m denoise_bench.artifacts list|clear
-    from denoise_bench.artifacts_cli import main
-
-    raise SystemExit(main())

@@ -5,14 +5,7 @@ wrong twice: in a multirun (``-m``) every rank would run the whole sweep, and ea
 own Hydra output folder and log. So while a cell runs, rank 0 keeps its resolved config in a temp
 file and the launcher starts ``child_main(<that file>)`` instead: the child runs the same cell
 (same data, same model, same decisions about artifacts), outside Hydra, prints nothing and writes
-nothing; rank 0 alone writes outputs and saves artifacts (see ``cli.run_cell`` / ``fit_or_load``).
-
-Two training details that DDP changes and that are fixed here (``callbacks()``):
-- every rank would draw the same random crops and noise (same seed): each rank reseeds with
-  ``seed + rank`` when training starts (the test noise is seeded per image and is unaffected);
-- data-dependent initialisation (Glow/FDN ActNorm: mean/std of the *first batch*, Kingma &
-  Dhariwal 2018 §3.1) would differ per rank and never be reconciled, since DDP only averages
-  gradients: after the first backward pass every parameter is broadcast from rank 0.
+nothing; rank 0 alone writes outputs and saves artifacts.
 
 Evaluation under DDP: ``data.datamodule.SameShapeBatches`` gives each rank a contiguous block of
 the test batches and ``DenoisingMethod.on_test_epoch_end`` gathers the rows in rank order, so each
@@ -21,15 +14,12 @@ image is measured once and the rows come out in the order of a one-process run.
 from __future__ import annotations
 
 import os
-import random
 import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-import lightning as L
-import numpy as np
-import torch
+from denoise_bench.training.distributed import is_rank_zero
 
 # environment variables Lightning's launcher sets in the main process when it starts the ranks
 LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
@@ -37,18 +27,10 @@ LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SI
 _cell_config: str | None = None  # resolved config file of the cell running in this process (rank 0)
 
 
-def is_rank_zero() -> bool:
-    """True unless this process is a non-zero DDP rank (known from the environment before Lightning starts)."""
-    for var in ("RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
-        if os.environ.get(var) not in (None, ""):
-            return int(os.environ[var]) == 0
-    return int(os.environ.get("LOCAL_RANK", 0) or 0) == 0 and int(os.environ.get("NODE_RANK", 0) or 0) == 0
-
-
 def _child_command() -> list[str]:
     root = str(Path(__file__).resolve().parents[1])
     code = (f"import sys; sys.path.insert(0, {root!r}); "
-            f"from denoise_bench.ddp import child_main; child_main({_cell_config!r})")
+            f"from denoise_bench.run.ddp_launch import child_main; child_main({_cell_config!r})")
     return [sys.executable, "-c", code]
 
 
@@ -118,7 +100,7 @@ def child_main(config_path: str) -> None:
 
     cfg = OmegaConf.load(config_path)
     sys.stdout = open(os.devnull, "w")  # errors still reach stderr
-    from denoise_bench.cli import run_cell
+    from denoise_bench.run.cell import run_cell
     from denoise_bench.errors import BenchError
 
     try:
@@ -126,38 +108,3 @@ def child_main(config_path: str) -> None:
     except BenchError as e:
         print(f"error (rank {os.environ.get('LOCAL_RANK')}): {e}", file=sys.stderr)
         sys.exit(2)
-
-
-class DistributedTrainingFixes(L.Callback):
-    """Per-rank training randomness and one broadcast of the weights after the first backward pass."""
-
-    def __init__(self):
-        self._synced = False
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        if trainer.world_size > 1:
-            seed = int(os.environ.get("PL_GLOBAL_SEED", 0)) + trainer.global_rank
-            torch.manual_seed(seed)
-            np.random.seed(seed % 2**32)
-            random.seed(seed)
-
-    def on_after_backward(self, trainer, pl_module) -> None:
-        if self._synced:
-            return
-        self._synced = True
-        broadcast_parameters(pl_module, trainer.world_size)
-
-
-def broadcast_parameters(module: torch.nn.Module, world_size: int) -> None:
-    """Copy rank 0's parameters to every rank (after data-dependent init, before the optimiser step)."""
-    import torch.distributed as dist
-
-    if world_size <= 1 or not (dist.is_available() and dist.is_initialized()):
-        return
-    with torch.no_grad():
-        for p in module.parameters():
-            dist.broadcast(p.data, src=0)
-
-
-def callbacks() -> list:
-    return [DistributedTrainingFixes()]

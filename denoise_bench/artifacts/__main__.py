@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from denoise_bench.artifacts import ArtifactStore
+from denoise_bench.artifacts.store import ArtifactStore
 
 
 def default_root() -> str:

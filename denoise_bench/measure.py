@@ -1,0 +1,52 @@
+"""Timing and memory a reader can trust: median per-image seconds without warm-up, peak memory.
+
+Peak memory is the cell's own: on the CPU the process's peak resident set (VmHWM) is reset before
+the test (Linux ``/proc/self/clear_refs``) and read after it; on a GPU, ``torch.cuda``'s peak
+allocated bytes, reset the same way. Where the reset is not possible the process's lifetime peak
+is reported and says so (``since``).
+"""
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+
+import torch
+
+
+def reset_peak_memory(device: torch.device | str = "cpu") -> str:
+    """Start a new peak; returns what the next ``peak_memory`` measures from ('test' or 'process start')."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return "test"
+    try:
+        with open(f"/proc/{os.getpid()}/clear_refs", "w") as f:
+            f.write("5")
+        return "test"
+    except OSError:
+        return "process start"
+
+
+def peak_memory(device: torch.device | str = "cpu", since: str = "test") -> dict:
+    if torch.device(device).type == "cuda":
+        return {"bytes": int(torch.cuda.max_memory_allocated(device)), "kind": "cuda", "since": since}
+    try:
+        with open(f"/proc/{os.getpid()}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return {"bytes": int(line.split()[1]) * 1024, "kind": "rss", "since": since}
+    except OSError:
+        pass
+    return {"bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024, "kind": "rss",
+            "since": "process start"}
+
+
+def timing_summary(rows: list[dict], warmup_images: int) -> dict:
+    """Per-image seconds over the test set, the first batch (warm-up: lazy init, caches, pools)
+    excluded when there is more than one batch."""
+    seconds = [float(r["seconds"]) for r in rows]
+    skip = warmup_images if len(seconds) > warmup_images else 0
+    kept = seconds[skip:]
+    return {"seconds_per_image_median": statistics.median(kept) if kept else float("nan"),
+            "seconds_per_image_mean": statistics.fmean(kept) if kept else float("nan"),
+            "warmup_images_excluded": skip, "n_timed": len(kept)}
