@@ -216,6 +216,10 @@ def available_memory_bytes() -> int | None:
         return None
 
 
+def _human(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
 def check_eval_memory(items: list[ImageItem], channels: int | None, crop: int | None, size: int | None,
                       limit_bytes: int | None = None) -> int:
     """Stop, in one line, a test set whose decoded size exceeds ``limit_bytes`` (default: half the
@@ -228,8 +232,7 @@ def check_eval_memory(items: list[ImageItem], channels: int | None, crop: int | 
             return need
         limit_bytes, what = avail // 2, "half the available RAM"
     if need > limit_bytes:
-        gib = 2.0**30
-        raise DataError(f"the test set needs about {need / gib:.2f} GiB as float32 ({len(items)} images, clean + noisy), "
-                        f"more than {what} ({limit_bytes / gib:.2f} GiB); evaluate fewer or smaller images: "
+        raise DataError(f"the test set needs about {_human(need)} as float32 ({len(items)} images, clean + noisy), "
+                        f"more than {what} ({_human(limit_bytes)}); evaluate fewer or smaller images: "
                         "set data.test.limit=N, data.test.crop=N or data.test.size=N")
     return need
