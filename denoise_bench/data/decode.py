@@ -141,23 +141,30 @@ def _read_deep_colour(im: Image.Image, path: str) -> tuple[np.ndarray, int]:
 _PNM_TOKEN = re.compile(rb"(?:\s|#[^\n]*\n?)*(\S+)")
 
 
-def _read_pnm(path: str) -> tuple[np.ndarray, int] | None:
-    """Gray / colour PNM whose maxval is not 255 (PIL would rescale it); None to let PIL read it."""
-    with open(path, "rb") as f:
-        data = f.read()
+def _pnm_header(data: bytes) -> tuple[list[bytes], int] | None:
+    """(magic, width, height, maxval) tokens and the offset after them; None if not there."""
     pos, tokens = 0, []
     while len(tokens) < 4:
         m = _PNM_TOKEN.match(data, pos)
-        if m is None:
+        if m is None or m.end() >= len(data):
             return None
         tokens.append(m.group(1))
         pos = m.end()
-    magic = tokens[0]
-    if magic not in (b"P2", b"P3", b"P5", b"P6"):
-        return None  # bilevel (P1 / P4) and PAM: PIL
-    w, h, maxval = (int(t) for t in tokens[1:])
-    if maxval == 255:
-        return None
+    return tokens, pos
+
+
+def _read_pnm(path: str) -> tuple[np.ndarray, int] | None:
+    """Gray / colour PNM whose maxval is not 255 (PIL would rescale it); None to let PIL read it."""
+    with open(path, "rb") as f:
+        data = f.read(4096)
+        header = _pnm_header(data)
+        if header is None or header[0][0] not in (b"P2", b"P3", b"P5", b"P6"):
+            return None  # bilevel (P1 / P4) and PAM: PIL
+        (magic, *dims), pos = header
+        w, h, maxval = (int(t) for t in dims)
+        if maxval == 255:
+            return None
+        data += f.read()
     if not 0 < maxval < 65536:
         raise DataError(f"{path}: PNM maxval {maxval} outside 1..65535")
     bands = 3 if magic in (b"P3", b"P6") else 1
