@@ -72,8 +72,7 @@ def test_celeba_splits_ids_and_shapes(tmp_path):
     assert read_image(item.clean, 3).shape == (36, 30, 3)
     c.partitions.test = [1, 2]  # e.g. FDN's test on the official validation partition
     assert len(ids(c, "test")) == 4
-    c.limit = {"test": 1}
-    c.limit_from_end = True
+    c.test = {"limit": 1, "from_end": True}
     assert ids(c, "test") == ["celeba/000007"]
 
 

@@ -206,8 +206,8 @@ def test_smoke_cells_write_metrics_and_train_the_prior_once(two_sigma_cells):
     denoisers = [json.loads(p.read_text()) for p in sorted((tmp / "artifacts").glob("flow_prior-*/meta.json"))]
     assert len(denoisers) == 2
     # both denoisers name the same prior: its store key and its weights
-    assert {d["config"]["method"]["prior"]["key"] for d in denoisers} == {priors[0].parent.name}
-    assert len({d["config"]["method"]["prior"]["weights_sha256"] for d in denoisers}) == 1
+    assert {d["config"]["model"]["prior"]["key"] for d in denoisers} == {priors[0].parent.name}
+    assert len({d["config"]["model"]["prior"]["weights_sha256"] for d in denoisers}) == 1
     assert {d["config"]["noise"]["sigma"] for d in denoisers} == {"15", "25"}
 
 

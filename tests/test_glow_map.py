@@ -94,9 +94,16 @@ def test_glow_map_needs_a_known_noise_level(flat_prior):
         GlowMAP({}, image_channels=3).set_prior(flat_prior)
 
 
-def test_beta_and_map_settings_are_evaluation_only():
-    method = GlowMAP({"name": "glow_map", "beta": 4, "map_steps": 9, "map_lr": 0.1, "space": "latent"})
-    assert method.artifact_config() == {"name": "glow_map"}
+def test_beta_and_map_settings_are_evaluation_only(tmp_path):
+    """beta-MAP trains nothing of its own: its keys name the cell, never the prior it loads."""
+    from denoise_bench.identity import cell_key
+    from denoise_bench.priors.store import prior_data_config, prior_key
+
+    base = compose(["method=glow_map", "scale=smoke"], tmp_path)
+    other = compose(["method=glow_map", "scale=smoke", "method.beta=4", "method.map_steps=9", "method.map_lr=0.1",
+                     "method.space=latent"], tmp_path)
+    assert prior_key(other, prior_data_config(other), 1) == prior_key(base, prior_data_config(base), 1)
+    assert cell_key(other) != cell_key(base)
     assert GlowMAP.grad_at_test and not GlowMAP.trainable
 
 

@@ -103,7 +103,7 @@ def test_a_prior_checkpoint_of_another_config_is_refused(tmp_path, capsys):
     assert ctx.artifacts_used[-1]["status"] == "given"
     # the store never uses an artifact whose recorded config is not the requested one: set aside, retrained
     meta = json.loads((art / "meta.json").read_text())
-    meta["config"]["prior"]["hidden"] = 999
+    meta["config"]["model"]["hidden"] = 999
     (art / "meta.json").write_text(json.dumps(meta))
     ctx = ctx_for(cfg, tmp_path)
     load_or_train_prior(ctx, cfg)
@@ -152,4 +152,4 @@ def test_faces_are_prepared_for_the_prior_as_for_the_test(tmp_path):
     assert d.train_center_crop == cfg.data.test.crop == 64
     assert prior_channels(d) == 3
     key = prior_key(cfg, d, 3)
-    assert "test_crop" not in key["data"] and "test" not in key["data"]["limit"]
+    assert "test" not in key["data"] and "run" not in key["data"] and "run" not in key["model"]

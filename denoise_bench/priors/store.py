@@ -51,7 +51,7 @@ def prior_channels(data_cfg: DictConfig) -> int:
     items = list_items(data_cfg, "train")
     if not items:
         raise DataError(f"data={data_cfg.get('name')}: the training split is empty; the Glow prior needs clean images")
-    return int(read_image(items[0].clean).shape[2])
+    return int(read_image(items[0].clean, None, data_cfg.get("bit_depth")).shape[2])
 
 
 def prior_key(cfg: DictConfig, data_cfg: DictConfig, channels: int) -> dict:
