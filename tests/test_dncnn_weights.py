@@ -233,3 +233,18 @@ def test_flow_prior_refuses_weights_of_another_resnet(tmp_path):
         {"config": {"method": {"name": "flow_prior", "resnet": {"blocks": 2, "hidden": 4, "input": "identity"}}}}))
     with pytest.raises(ConfigError, match=r"another config \(input=identity \(ours logit\)\)"):
         FlowPriorDenoiser({"weights": str(tmp_path / "model.pt"), "resnet": {"blocks": 2, "hidden": 4}})
+
+
+def test_fdn_loads_its_artifact_through_the_reader(tmp_path):
+    from denoise_bench.methods.fdn import FDN
+
+    cfg = {"flow_blocks": 1, "sof_blocks": 1, "growth": 4}
+    torch.manual_seed(0)
+    src = FDN(cfg, image_channels=1).eval()
+    torch.save({"state_dict": src.state_dict()}, tmp_path / "last.ckpt")  # a Lightning checkpoint
+    method = FDN({**cfg, "weights": str(tmp_path / "last.ckpt")}, image_channels=1).eval()
+    x = torch.rand(1, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(method.denoise(x, None), src.denoise(x, None))
+    with pytest.raises(ConfigError, match=r"not found \(method.weights\)"):
+        FDN({**cfg, "weights": str(tmp_path / "none.pt")}, image_channels=1)
