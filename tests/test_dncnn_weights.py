@@ -144,14 +144,15 @@ def test_the_shared_published_files_load(name, depth):
     assert n_convs(method) == depth
     assert method.weights_sha256 == sha256_file(path)
     x = torch.rand(1, 1, 16, 16)
+    raw = torch.load(path, map_location="cpu", weights_only=True)  # keys module.dncnn.<i>.*
     with torch.no_grad():
-        torch.testing.assert_close(method.denoise(x, None),
-                                   reference_denoise(torch.load(path, map_location="cpu", weights_only=True), x), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(method.denoise(x, None), reference_denoise(raw, x), rtol=1e-4, atol=1e-5)
 
 
 def test_files_that_fit_no_layout_are_one_line_errors(tmp_path):
     half_bn = paper_code(first_bias=False)
-    del half_bn["dncnn.3.running_mean"], half_bn["dncnn.3.running_var"], half_bn["dncnn.3.weight"], half_bn["dncnn.3.bias"]
+    for name in ("running_mean", "running_var", "weight", "bias", "num_batches_tracked"):
+        del half_bn[f"dncnn.3.{name}"]  # BN after the second conv only: no layout has that
     with pytest.raises(ConfigError, match="fits none of the DnCNN layouts") as e:
         load(tmp_path, half_bn)
     assert "\n" not in str(e.value) and "KAIR" in str(e.value) and "cszn" in str(e.value)

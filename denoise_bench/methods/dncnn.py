@@ -79,7 +79,8 @@ def architecture_of(state: dict, path="weights") -> dict:
     """``DnCNNNet`` arguments read off a state dict with ``dncnn.{i}.*`` keys (``normalise_keys``)."""
     convs = sorted(int(k.split(".")[1]) for k, v in state.items() if k.endswith(".weight") and v.dim() == 4)
     if not convs:
-        raise ConfigError(f"{path}: no convolution weights; not a DnCNN state dict, expected {LAYOUTS} (method.weights)")
+        raise ConfigError(f"{path}: no convolution weights; not a DnCNN state dict, expected {LAYOUTS} "
+                          "(method.weights)")
     first = state[f"dncnn.{convs[0]}.weight"]
     has_bias = [f"dncnn.{i}.bias" in state for i in convs]
     return {"image_channels": int(first.shape[1]), "depth": len(convs), "features": int(first.shape[0]),
