@@ -6,10 +6,17 @@ pooled MSE). Switches (``metrics.*`` in the config, printed in every caption):
 - ``quantize``: round both images to 8 bits first, as the DnCNN and InvDN evaluation code does;
 - ``y_channel``: measure RGB images on the BT.601 luma channel only;
 - ``border``: ignore this many pixels at each edge.
+
+Colour images also get ``psnr_y`` / ``ssim_y``, measured on the BT.601 luma whatever
+``y_channel`` says, so RGB and Y numbers sit side by side: papers from the super-resolution /
+restoration line (KAIR, BasicSR) report Y, the denoising papers mostly RGB. The luma follows
+BasicSR's ``calculate_psnr(test_y_channel=True)``: Y = (16 + 65.481 R + 128.553 G + 24.966 B)/255
+on [0, 1] images after the same clamp / uint8 rounding, not rounded again (KAIR's ``rgb2ycbcr``
+on uint8 images rounds Y to integers, which moves PSNR by a few hundredths of a dB).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
@@ -91,10 +98,18 @@ def ssim_per_image(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
 def image_metrics(
     estimate: torch.Tensor, clean: torch.Tensor, protocol: MetricProtocol = MetricProtocol()
 ) -> dict[str, torch.Tensor]:
-    """PSNR, SSIM and MSE of each image of a batch, each a float64 tensor of shape [B]."""
+    """PSNR, SSIM and MSE of each image of a batch, each a float64 tensor of shape [B]; for colour
+    images also ``psnr_y`` and ``ssim_y`` (BT.601 luma, see the module docstring)."""
     x, ref = prepare(estimate, protocol), prepare(clean, protocol)
-    return {
+    out = {
         "psnr": psnr_per_image(x, ref),
         "ssim": ssim_per_image(x, ref),
         "mse": mse_per_image(x, ref),
     }
+    if estimate.shape[1] == 3 and protocol.y_channel:  # already measured on Y
+        out["psnr_y"], out["ssim_y"] = out["psnr"], out["ssim"]
+    elif estimate.shape[1] == 3:  # colour: the luma metrics side by side
+        luma = replace(protocol, y_channel=True)
+        xy, refy = prepare(estimate, luma), prepare(clean, luma)
+        out["psnr_y"], out["ssim_y"] = psnr_per_image(xy, refy), ssim_per_image(xy, refy)
+    return out

@@ -18,12 +18,15 @@ from PIL import Image
 from denoise_bench.artifacts import atomic_write_bytes, atomic_write_text
 
 METRIC_KEYS = ("psnr", "ssim", "mse")
+COLOUR_METRIC_KEYS = ("psnr_y", "ssim_y")  # rows of colour images only (metrics.image_metrics)
 
 
 def summarise(rows: list[dict]) -> dict:
-    """Mean and std over images (sample std, ddof=1) of each metric."""
+    """Mean and std over images (sample std, ddof=1) of each metric; the luma metrics when every
+    row has them (colour data)."""
     out = {}
-    for key in METRIC_KEYS:
+    luma = [k for k in COLOUR_METRIC_KEYS if rows and all(k in r for r in rows)]
+    for key in (*METRIC_KEYS, *luma):
         v = np.array([r[key] for r in rows], dtype=np.float64)
         out[key] = {"mean": float(v.mean()) if len(v) else math.nan,
                     "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0}

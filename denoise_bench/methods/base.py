@@ -16,6 +16,7 @@ import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 
 from denoise_bench.errors import TrainingError
+from denoise_bench.methods import ensemble
 from denoise_bench.metrics import MetricProtocol, image_metrics
 
 
@@ -25,6 +26,8 @@ class DenoisingMethod(L.LightningModule):
     grad_at_test = False  # needs autograd inside test_step (beta-MAP); the runner disables inference_mode
     loads_weights = False  # method.weights=PATH loads a trained model (else a one-line error)
     n_examples = 4  # images kept for the noisy / denoised / clean grid
+    deterministic_denoise = True  # same input, same output: the x8 self-ensemble is allowed (ensemble.py)
+    self_ensemble = False  # set by the runner (eval.self_ensemble) through ensemble.use_self_ensemble
 
     def __init__(self, cfg: DictConfig | dict | None = None, image_channels: int = 1):
         super().__init__()
@@ -62,7 +65,10 @@ class DenoisingMethod(L.LightningModule):
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        estimate = self.denoise(noisy, sigma)
+        if self.self_ensemble:  # x8 flips/rot90, averaged (methods/ensemble.py); timed with the pass
+            estimate = ensemble.self_ensemble(self.denoise, noisy, sigma)
+        else:
+            estimate = self.denoise(noisy, sigma)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = (time.perf_counter() - start) / noisy.shape[0]
@@ -76,9 +82,7 @@ class DenoisingMethod(L.LightningModule):
             self.rows.append({
                 "image": image_id,
                 "sigma": None if math.isnan(s) else round(s, 4),
-                "psnr": float(metrics["psnr"][i]),
-                "ssim": float(metrics["ssim"][i]),
-                "mse": float(metrics["mse"][i]),
+                **{k: float(v[i]) for k, v in metrics.items()},  # psnr, ssim, mse (+ psnr_y, ssim_y: colour)
                 "seconds": seconds,
             })
             if len(self.examples) < self.n_examples:

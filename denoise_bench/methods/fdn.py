@@ -46,9 +46,9 @@ class FDN(DenoisingMethod):
 
     def _load_weights(self, path: str) -> None:
         """A state dict saved by this method (an artifact's model.pt, or a Lightning checkpoint)."""
-        from denoise_bench.methods.dncnn import read_state_dict
+        from denoise_bench.weights import read_state_dict
 
-        state = read_state_dict(path)
+        state = read_state_dict(path, "method.weights")
         state = {k if k.startswith("net.") else f"net.{k}": v for k, v in state.items()}
         try:
             self.load_state_dict(state)

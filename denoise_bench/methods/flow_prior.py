@@ -90,6 +90,7 @@ class FlowPriorDenoiser(DenoisingMethod):
         unknown = set(arch) - set(RESNET_DEFAULTS)
         if unknown:
             raise ConfigError(f"method.resnet: unknown keys {sorted(unknown)}; expected {sorted(RESNET_DEFAULTS)}")
+        self.resnet_arch = arch
         self.net = ResNetDenoiser(image_channels, **arch)
         self.blur = GaussianBlur(int(c.get("blur_size", 5)), float(c.get("blur_sigma", 1.0)),
                                  enabled=bool(c.get("blur", True)))
@@ -99,6 +100,38 @@ class FlowPriorDenoiser(DenoisingMethod):
         self._prior: tuple = ()  # (Glow,) kept outside the module tree: not trained, not in the artifact
         self.prior_key: dict | None = None
         self.prior_size: int | None = None
+        if c.get("weights"):
+            self.load_weights(str(c.weights))
+
+    def load_weights(self, path: str) -> None:
+        """``method.weights``: the ResNet saved by this method's training (an artifact's model.pt or a
+        Lightning checkpoint). Its stored ``method.resnet`` (meta.json beside the file) must match
+        ours: ``input`` or ``slope`` change the network without changing any shape."""
+        import json
+
+        from denoise_bench.weights import read_state_dict
+
+        p = Path(path).expanduser()
+        state = read_state_dict(p, "method.weights")
+        meta = p.parent / "meta.json"
+        if meta.is_file():
+            try:
+                stored = (json.loads(meta.read_text()).get("config") or {}).get("method") or {}
+            except (json.JSONDecodeError, AttributeError):
+                stored = {}
+            if stored.get("name") not in (None, self.name):
+                raise ConfigError(f"{p}: weights of method={stored.get('name')}, not {self.name} (method.weights)")
+            theirs = {**RESNET_DEFAULTS, **(stored.get("resnet") or {})}
+            diff = [f"{k}={theirs[k]} (ours {v})" for k, v in self.resnet_arch.items() if theirs.get(k) != v]
+            if diff:
+                raise ConfigError(f"{p}: a flow_prior ResNet of another config ({', '.join(diff)}); "
+                                  "set method.resnet.* to match it (method.weights)")
+        state = {k if k.startswith("net.") else f"net.{k}": v for k, v in state.items()}
+        try:
+            self.load_state_dict(state)
+        except RuntimeError as e:
+            raise ConfigError(f"{p}: does not fit this flow_prior ResNet (check method.resnet.* and "
+                              f"data.channels): {str(e).splitlines()[0]} (method.weights)") from None
 
     # -- stage 1: the prior --------------------------------------------------------------------
     def prior_data_cfg(self, cfg):
@@ -115,7 +148,10 @@ class FlowPriorDenoiser(DenoisingMethod):
         return out
 
     def prepare(self, ctx) -> None:
-        """Load (or train once, via the artifact store) the clean-image Glow prior; freeze it."""
+        """Load (or train once, via the artifact store) the clean-image Glow prior; freeze it.
+        With ``method.weights`` the ResNet is already trained: denoising needs no prior."""
+        if self.has_weights:
+            return
         from denoise_bench.priors.store import freeze, load_or_train_prior, prior_data_config
 
         cfg = self.prior_data_cfg(ctx.cfg)
