@@ -34,7 +34,6 @@ class DenoisingMethod(L.LightningModule):
         self.cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg or {})
         self.image_channels = int(image_channels)
         self.protocol = MetricProtocol()
-        self.self_ensemble = False  # eval.self_ensemble: the runner sets it
         self.rows: list[dict] = []
         self.examples: list[dict] = []
 

@@ -79,6 +79,7 @@ def state_fingerprint(module: torch.nn.Module) -> str:
 
 class FlowPriorDenoiser(DenoisingMethod):
     name = "flow_prior"
+    loads_weights = True
     trainable = True
     unpaired = True  # the datamodule drops "clean" from training batches
 

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from denoise_bench.errors import ConfigError, DataError
 from denoise_bench.flows import Glow
 from denoise_bench.priors.glow_prior import GlowPrior, build_glow
+from denoise_bench.weights import read_state_dict
 
 PRIOR_KIND = "glow_prior"
 ARCHITECTURE = ("levels", "steps", "hidden", "n_bits", "lu", "learn_top")
@@ -93,14 +94,7 @@ def load_weights_file(glow: Glow, path: str, prior_cfg, channels: int) -> Path:
         if stored and diff:
             raise ConfigError(f"{p}: a Glow prior of a different config ({', '.join(diff)}); "
                               "train one for this config or set prior.* to match it")
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        raise ConfigError(f"{p}: cannot read prior weights ({type(e).__name__}); expected a Glow state dict") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ConfigError(f"{p}: expected a Glow state dict (parameter name -> tensor)")
+    state = read_state_dict(p, "prior.weights")
     state = {k.removeprefix("glow."): v for k, v in state.items()}
     own = glow.state_dict()
     missing = [k for k in own if k not in state]

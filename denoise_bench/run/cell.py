@@ -75,6 +75,7 @@ def evaluate(cfg: DictConfig, out_dir: Path, key: str, stage: Path | None) -> di
     from denoise_bench.loggers import finish, log_cell, make_logger
     from denoise_bench.measure import peak_memory, reset_peak_memory, timing_summary
     from denoise_bench.methods import method_class
+    from denoise_bench.methods.ensemble import CAPTION, use_self_ensemble
     from denoise_bench.metrics import MetricProtocol
     from denoise_bench.outputs import summarise, write_cell
     from denoise_bench.report.provenance import cell_provenance
@@ -104,7 +105,7 @@ def evaluate(cfg: DictConfig, out_dir: Path, key: str, stage: Path | None) -> di
     # 3. method
     method = cls(cfg.method, image_channels=dm.channels)
     method.protocol = MetricProtocol.from_cfg(cfg.metrics)
-    method.self_ensemble = bool(OmegaConf.select(cfg, "eval.self_ensemble", default=False))
+    use_self_ensemble(method, bool(cfg.eval.self_ensemble))
 
     group, run_name = run_names()
     logger = make_logger(cfg, stage, group, run_name) if stage is not None else False
@@ -153,7 +154,7 @@ def evaluate(cfg: DictConfig, out_dir: Path, key: str, stage: Path | None) -> di
                 "noise": spec.describe(),
                 "protocol": OmegaConf.to_container(cfg.metrics, resolve=True),
                 "metric_protocol": method.protocol.describe(),
-                "self_ensemble": method.self_ensemble,
+                "self_ensemble": CAPTION if method.self_ensemble else None,
                 "test_set": dm.describe(),
                 "artifacts": ctx.artifacts_used,
                 "overrides": run_name,
