@@ -127,9 +127,9 @@ def caption(channels: str = "rgb") -> str:
 
 def to_markdown(pairs: list[Pair], title: str, metrics=METRICS, channels: str = "rgb") -> str:
     names = _key_names(pairs)
-    suffix = "-Y" if channels == "y" else ""
     header = [*names, "A", "B", "n"]
     for m in metrics:
+        suffix = "-Y" if channels == "y" and not m.endswith("_y") else ""
         header += [f"{LABELS.get(m, m)}{suffix} [95% CI]", "p"]
     header.append("note")
     lines = [f"### {title}", "", "| " + " | ".join(header) + " |",

@@ -39,6 +39,7 @@ class SweepTable:
     marks: dict = field(default_factory=dict)  # (row, column) -> comparisons.Verdict
     comparisons: list = field(default_factory=list)  # comparisons.Pair
     channels: str = "rgb"
+    metrics: tuple = ("psnr", "ssim")  # of the comparisons (psnr_y/ssim_y: the Y channel)
 
     def shown(self, bold) -> pd.DataFrame:
         """The frame with marks: ``bold(text)`` on significant bests, '(≈ X)' after ties."""
@@ -116,9 +117,9 @@ def sweep_table(cells: list[Cell], channels: str = "rgb", timing: bool | None = 
                 col = f"σ={s} {label}"
                 table[col] = [DASH if (c := by_label.get((r, s))) is None or c.value(key)[0] is None
                               else fmt.format(c.value(key)[0]) for r in rows]
-    metrics = [m for m in ("psnr", "ssim") if channels != "y"] + [m + "_y" for m in ("psnr", "ssim") if channels != "rgb"]
+    metrics = tuple([m for m in ("psnr", "ssim") if channels != "y"] + [m + "_y" for m in ("psnr", "ssim") if channels != "rgb"])
     pairs = comparisons.compare(sorted(groups.values(), key=lambda g: (g.values[0], _sigma_key(g.values[1]))), metrics)
-    return SweepTable(table, _caption(cells, channels, timing), marks, pairs, channels)
+    return SweepTable(table, _caption(cells, channels, timing), marks, pairs, channels, metrics)
 
 
 def _values(cells: list[Cell], fn) -> list[str]:
@@ -158,9 +159,8 @@ def write_table_files(table: SweepTable, out_dir: str | Path, stem: str = "table
     tex.columns = [tex_escape(c) for c in tex.columns]
     latex = tex.to_latex(caption=tex_escape(table.caption), escape=False)
     atomic_write_text(out_dir / f"{stem}.tex", latex.replace("\x00", "\\textbf{").replace("\x01", "}"))
-    ch = "y" if table.channels == "y" else "rgb"
-    metrics = comparisons.METRICS if table.channels != "both" else ("psnr", "ssim", "psnr_y", "ssim_y")
-    comparisons.write(table.comparisons, out_dir, stem, "Sweep table: paired comparisons", metrics, ch)
+    comparisons.write(table.comparisons, out_dir, stem, "Sweep table: paired comparisons", table.metrics,
+                      "y" if table.channels == "y" else "rgb")
     return md
 
 
