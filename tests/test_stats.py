@@ -267,3 +267,17 @@ def test_layout_bold_marks_come_from_the_paired_test(tmp_path):
     assert marks == {(("CelebA", "50"), "psnr", "FDN", "ours")}
     v = t.blocks[0].marks[(("CelebA", "50"), "psnr", "FDN")]
     assert v.kind == "significant" and v.runner_up == "BM3D" and v.diff.mean == pytest.approx(1.0)
+
+
+def test_cells_of_different_datasets_are_never_ranked_together(tmp_path):
+    fake_cell(tmp_path, "a/fdn", "fdn", BASE + 1)
+    fake_cell(tmp_path, "a/bm3d", "bm3d", BASE + 1.002 + 0.05 * np.array([1, -1] * 6))
+    fake_cell(tmp_path, "b/fdn", "fdn", BASE - 3, dataset="flowers102")
+    fake_cell(tmp_path, "b/bm3d", "bm3d", BASE - 4, dataset="flowers102")
+    t = sweep_table(load_cells(tmp_path))
+    assert list(t.frame.index) == ["celeba / bm3d", "celeba / fdn", "flowers102 / bm3d", "flowers102 / fdn"]
+    assert [(p.group.values, p.a, p.b) for p in t.comparisons] == [(("celeba", "25"), "bm3d", "fdn"),
+                                                                   (("flowers102", "25"), "bm3d", "fdn")]
+    md = write_table_files(t, tmp_path / "out", stem="st")
+    assert md_cells(md, "flowers102 / fdn")["σ=25 PSNR"].startswith("**")  # 1 dB on every image
+    assert md_cells(md, "celeba / bm3d")["σ=25 PSNR"].endswith("(≈ fdn)")  # ±0.05 dB: a tie

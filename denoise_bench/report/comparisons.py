@@ -72,7 +72,8 @@ def compare(groups: list[Group], metrics=METRICS) -> list[Pair]:
     return out
 
 
-def verdict(candidates: list[tuple[object, str, float, Cell]], metric: str, higher: bool) -> tuple[object, Verdict] | None:
+def verdict(candidates: list[tuple[object, str, float, Cell]], metric: str,
+            higher: bool) -> tuple[object, Verdict] | None:
     """(key of the best candidate, its verdict against the runner-up); None with < 2 candidates.
 
     ``candidates``: (key, label, shown value, cell) in table order; ranking by the shown value, ties of

@@ -88,7 +88,8 @@ def provenance_sections(cells: list[Cell], info: dict) -> list[str]:
     for c in cells:
         key = commit_of(c.m.get("provenance") or {})
         commits[key] = commits.get(key, 0) + 1
-    lines += ["", "## Commits", "", "| commit | dirty (uncommitted changes to tracked files) | cells |", "|:---|:---|---:|"]
+    lines += ["", "## Commits", "", "| commit | dirty (uncommitted changes to tracked files) | cells |",
+              "|:---|:---|---:|"]
     lines += [f"| {k[0] or 'unrecorded'} | {'unrecorded' if k[1] is None else 'yes' if k[1] else 'no'} | {n} |"
               for k, n in sorted(commits.items(), key=str)]
     lines += ["", "## Weights read", ""]

@@ -104,9 +104,9 @@ def sweep_table(cells: list[Cell], channels: str = "rgb", timing: bool | None = 
                 view = c.with_channels(ch)
                 mean, std = view.value(metric)
                 table.loc[row, col] = DASH if mean is None else fmt.format(mean, std or 0.0)
-                if mean is not None:
-                    ranked.setdefault(c.dataset, []).append(((row, col), row, mean, view))
+                if mean is not None:  # ranked per (dataset, sigma): only those cells see the same noisy images
                     name = row.split(" / ", 1)[-1]
+                    ranked.setdefault(c.dataset, []).append(((row, col), name, mean, view))
                     groups.setdefault((c.dataset, s), comparisons.Group(("dataset", "σ"), (c.dataset, s))).add(name, c)
             for cands in ranked.values():
                 got = comparisons.verdict(cands, metric, higher=True)
@@ -117,7 +117,7 @@ def sweep_table(cells: list[Cell], channels: str = "rgb", timing: bool | None = 
                 col = f"σ={s} {label}"
                 table[col] = [DASH if (c := by_label.get((r, s))) is None or c.value(key)[0] is None
                               else fmt.format(c.value(key)[0]) for r in rows]
-    metrics = tuple([m for m in ("psnr", "ssim") if channels != "y"] + [m + "_y" for m in ("psnr", "ssim") if channels != "rgb"])
+    metrics = (("psnr", "ssim") if channels != "y" else ()) + (("psnr_y", "ssim_y") if channels != "rgb" else ())
     pairs = comparisons.compare(sorted(groups.values(), key=lambda g: (g.values[0], _sigma_key(g.values[1]))), metrics)
     return SweepTable(table, _caption(cells, channels, timing), marks, pairs, channels, metrics)
 
