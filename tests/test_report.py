@@ -26,10 +26,21 @@ TABLE_FILES = (".md", ".tex", ".csv", ".long.csv")
 
 
 # -- synthetic cells --------------------------------------------------------------------------------
+def per_image_rows(dataset: str, sigma, psnr: float, ssim: float, mse: float, n: int) -> str:
+    """per_image.csv of n images whose means are psnr / ssim / mse; every cell gets the same per-image
+    offsets, so two cells differ by a constant on every image (a clear, significant difference at n ≥ 6)."""
+    offsets = np.linspace(-1.0, 1.0, n) if n > 1 else np.zeros(1)
+    lines = ["image,sigma,psnr,ssim,mse,seconds"]
+    for i, o in enumerate(map(float, offsets)):
+        lines.append(f"{dataset}/img{i},{sigma},{psnr + o!r},{ssim + o / 100!r},{mse * (1 + o / 10)!r},0.1")
+    return "\n".join(lines) + "\n"
+
+
 def write_cell(root: Path, rel: str, method: str, sigma, *, dataset="celeba", psnr=30.0, ssim=0.9, mse=1e-3,
-               n=4, method_cfg=None, extra=None, data=None, overrides=None, scale="smoke", params=1000,
-               examples: bool = False, curve: bool = False) -> Path:
-    """A finished cell as the runner leaves it: metrics.json (+ per_image.csv, examples/, csv/metrics.csv)."""
+               n=8, method_cfg=None, extra=None, data=None, overrides=None, scale="smoke", params=1000,
+               examples: bool = False, curve: bool = False, metrics: dict | None = None) -> Path:
+    """A finished cell as the runner leaves it: metrics.json (+ per_image.csv, examples/, csv/metrics.csv);
+    ``metrics``: extra metrics.json keys (timing, peak_memory, psnr_y...)."""
     d = root / rel
     d.mkdir(parents=True, exist_ok=True)
     cfg = {"data": {"name": dataset, "source": dataset, "test_crop": 64, "test_size": None, **(data or {})},
@@ -40,9 +51,9 @@ def write_cell(root: Path, rel: str, method: str, sigma, *, dataset="celeba", ps
          "parameters": params, "scale": scale, "noise": "AWGN (0-255 scale), not clipped",
          "metric_protocol": "PSNR peak 1 per image", "test_set": f"{dataset} test split (centre crop 64)",
          "overrides": overrides or f"method={method},sigma={sigma}", "provenance": {"commit": "abc1234"},
-         "config": cfg}
+         "config": cfg, **(metrics or {})}
     (d / "metrics.json").write_text(json.dumps(m))
-    (d / "per_image.csv").write_text(f"image,sigma,psnr,ssim,mse,seconds\n{dataset}/img0,{sigma},{psnr},{ssim},{mse},0.1\n")
+    (d / "per_image.csv").write_text(per_image_rows(dataset, sigma, psnr, ssim, mse, n))
     if examples:
         rng = np.random.default_rng(sum(map(ord, method)))
         for kind in ("noisy", "denoised", "clean"):
@@ -198,19 +209,20 @@ def test_table3_puts_paper_ours_and_delta_side_by_side(fdn_sweep):
     assert "EPLL paper" in header and "EPLL ours" not in header  # paper-only method: paper numbers only
     assert "Noisy ours" in header and "Noisy paper" not in header  # ours-only reference row
     cells = dict(zip(header, md_row(md, "CelebA", "50")))
-    assert cells["FDN paper"] == "**30.29**" and cells["FDN ours"] == "**30.50**" and cells["FDN Δ"] == "+0.21"
+    # ours: FDN beats BM3D (runner-up) on every image -> bold; the paper's numbers are never bold
+    assert cells["FDN paper"] == "30.29" and cells["FDN ours"] == "**30.50**" and cells["FDN Δ"] == "+0.21"
     assert cells["BM3D paper"] == "29.46" and cells["BM3D ours"] == "29.00" and cells["BM3D Δ"] == "-0.46"
     assert cells["EPLL paper"] == "27.65"
     # missing cells of ours show a dash; Flower was not run at all
     flower = dict(zip(header, md_row(md, "Flower", "15")))
-    assert flower["FDN paper"] == "**37.38**" and flower["FDN ours"] == "—" and flower["FDN Δ"] == "—"
+    assert flower["FDN paper"] == "37.38" and flower["FDN ours"] == "—" and flower["FDN Δ"] == "—"
     blind = dict(zip(header, md_row(md, "CelebA", "Blind")))
     assert blind["BM3D paper"] == "—"  # the paper prints no blind BM3D
 
 
 def test_caption_states_protocol_units_and_source(fdn_sweep):
     cap = build("fdn_table3", load_cells(fdn_sweep)).caption
-    for needle in ("celeba", "n = 4 images", "centre crop 64×64", "scale: smoke", "AWGN", "PSNR peak 1",
+    for needle in ("celeba", "n = 8 images", "centre crop 64×64", "scale: smoke", "AWGN", "PSNR peak 1",
                    "commit abc1234", "Δ = ours − paper", "Table III", "Sensors", "0-255"):
         assert needle in cap, needle
     assert "not the papers' scale" not in cap  # nothing in these cells was trained here
@@ -229,15 +241,15 @@ def test_caption_warns_about_scale_only_for_models_trained_here(tmp_path):
     assert "not the papers' scale" not in cap and "dncnn: weights DnCNN-S-50.pth" in cap
 
 
-def test_latex_bolds_the_best_value_of_paper_and_ours_separately(fdn_sweep):
+def test_latex_bolds_only_our_significant_best(fdn_sweep):
     tex = layout.to_latex(build("fdn_table3", load_cells(fdn_sweep)))
     line = next(l for l in tex.splitlines() if l.startswith(" & 50 &") or l.startswith("CelebA & 50"))
-    assert r"\textbf{30.29}" in line and r"\textbf{30.50}" in line
+    assert r"\textbf{30.29}" not in line and r"\textbf{30.50}" in line
     assert r"\textbf{29.00}" not in line and r"\textbf{29.46}" not in line and "14.20" in line
     assert r"\begin{tabular}" in tex and r"\toprule" in tex and r"$\Delta$" in tex and "---" in tex
 
 
-def test_lower_is_better_for_mse_and_ties_all_bold(tmp_path):
+def test_lower_is_better_for_mse_and_an_exact_tie_is_not_bold(tmp_path):
     root = tmp_path / "glow"
     for beta, mse in ((1, 0.0010), (2, 0.0004), (4, 0.0004)):
         write_cell(root, f"b{beta}", "glow_map", 8.5, psnr=30 + beta, mse=mse, method_cfg={"beta": beta},
@@ -245,11 +257,15 @@ def test_lower_is_better_for_mse_and_ties_all_bold(tmp_path):
     write_cell(root, "noisy", "noisy", 8.5, psnr=29.4, mse=0.00112, extra={"sigma_paper": 0.05})
     t = build("glow_map_tables", load_cells(root))
     assert [b.title for b in t.blocks] == ["Table 1. SSIM", "Table 2. PSNR (dB)", "Table 3. MSE × 100"]
-    marks = layout.bold_marks(t.blocks[2])
-    ours = {m[2] for m in marks if m[3] == "ours"}
-    assert ours == {"2", "4"}  # MSE×100 0.040 twice: the lowest, a tie
-    assert {m[2] for m in marks if m[3] == "paper" and m[0] == ("0.05",)} == {"2"}  # paper: .039 at β=2
+    mse = t.blocks[2]
+    assert layout.bold_marks(mse) == set()  # MSE×100 0.040 twice (identical per image): the lowest, a tie
+    tie = mse.marks[(("0.05",), "mse100", "2")]
+    assert (tie.kind, tie.runner_up, tie.diff.p) == ("tie", "β=4", 1.0)
+    psnr = layout.bold_marks(t.blocks[1])  # PSNR rises with β: β=4 beats β=2 on every image
+    assert psnr == {(("0.05",), "psnr", "4", "ours")}
     md = layout.to_markdown(t)
+    mse_md = md.split("**Table 3. MSE × 100**")[1]
+    assert dict(zip(md_row(mse_md, "σ"), md_row(mse_md, "0.05")))["β=2 ours"] == "0.040 ± 0.004 (≈ β=4)"
     cells = dict(zip(md_row(md, "σ"), md_row(md, "0.05")))  # first block (SSIM) header and row
     assert cells["noisy paper"] == "0.894 ± 0.040"
     assert "σ·255/1.5" in t.caption and "σ=0.05 → sigma=8.5" in t.caption
@@ -279,12 +295,13 @@ def test_fdn_ablations_read_the_method_config(tmp_path):
     md = layout.to_markdown(blocks)
     cells = dict(zip(md_row(md, "PSNR (dB)"), md_row(md, "Flow blocks = 3")))
     assert cells["SoF = 8 paper"] == "29.90" and cells["SoF = 8 ours"] == "**29.38**" and cells["SoF = 8 Δ"] == "-0.52"
+    assert cells["SoF = 4 ours"] == "29.34"
     zc = build("fdn_ablation_zc", load_cells(root))
     md = layout.to_markdown(zc)
     cells = dict(zip(md_row(md, "dim(z_C) / dim(z)"), md_row(md, "PSNR (dB)")))
     assert cells["1/8 ours"] == "29.62" and cells["7/8 ours"] == "**30.38**"
     assert cells["3/4 ours"] == "29.28"  # of the six zc=3/4 cells, the one at the paper's 2 flow blocks x 8 SoF
-    assert cells["3/4 paper"] == "**30.19**"
+    assert cells["3/4 paper"] == "30.19"  # the paper's best: never bold (nothing to test it with)
 
 
 def test_dncnn_set12_uses_the_folder_name_and_published_weights(tmp_path):
@@ -298,7 +315,7 @@ def test_dncnn_set12_uses_the_folder_name_and_published_weights(tmp_path):
     md = layout.to_markdown(build("dncnn_set12", load_cells(root)))
     header = md_row(md, "Dataset", "σ")
     cells = dict(zip(header, md_row(md, "Set12", "25")))
-    assert cells["DnCNN-S paper"] == "**30.44**" and cells["DnCNN-S ours"] == "**30.40**" and cells["DnCNN-S Δ"] == "-0.04"
+    assert cells["DnCNN-S paper"] == "30.44" and cells["DnCNN-S ours"] == "**30.40**" and cells["DnCNN-S Δ"] == "-0.04"
     assert cells["BM3D ours"] == "29.99" and cells["DnCNN-S (trained here) ours"] == "29.00"
     assert "DnCNN-B ours" not in header  # optional column without cells is dropped
     bsd = dict(zip(header, md_row(md, "BSD68", "15")))
@@ -362,7 +379,7 @@ def test_tables_are_byte_for_byte_reproducible_and_location_independent(fdn_swee
         build_table(name, fdn_sweep, a, quiet=True)
         build_table(name, fdn_sweep, b, quiet=True)
         build_table(name, moved, c, quiet=True)
-    assert len(_table_bytes(a)) == 4 * len(TABLES)
+    assert len(_table_bytes(a)) == 6 * len(TABLES)  # md, tex, csv, long.csv, comparisons.md/.csv
     assert _table_bytes(a) == _table_bytes(b) == _table_bytes(c)
 
 
@@ -466,7 +483,8 @@ def test_a_cell_keeps_example_pngs_and_its_provenance(cfg_factory):
     run_cell(cfg)
     out = Path(cfg.paths.output_dir)
     m = json.loads((out / "metrics.json").read_text())
-    assert set(m["provenance"]) == {"commit", "finished", "machine"}
+    assert set(m["provenance"]) == {"commit", "dirty", "finished", "machine", "versions", "weights", "cpu", "gpu",
+                                    "threads"}
     ex = sorted(p.name for p in (out / "examples").iterdir())
     assert len(ex) == 6 and ex[0].startswith("00_") and ex[0].endswith("_clean.png")
     noisy = np.asarray(Image.open(out / "examples" / ex[2]))

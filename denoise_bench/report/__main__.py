@@ -4,6 +4,10 @@ Rebuilds tables and figures from the cells' stored outputs (nothing is recompute
 - the sweep table (``sweep_table.md/.csv/.tex``: rows method, columns sigma);
 - each paper table (``<name>.md/.tex/.csv/.long.csv``): the ``--table`` names, else the names in the
   cells' ``report.tables``;
+- next to each table, ``<table>.comparisons.md/.csv``: every pair of our methods it ranks, with the
+  paired bootstrap CI and Wilcoxon p behind its bold marks;
+- ``--channels y`` (or ``both``, sweep table only): Y-channel PSNR/SSIM; ``--timing on|off``: the
+  seconds-per-image and peak-memory columns of the sweep table (default: when the cells recorded them);
 - ``figures/*.png|pdf``; ``PROVENANCE.md`` (command, date, commit, scale, machine: kept out of the
   tables so that these are byte-for-byte reproducible).
 ``--store-cells DIR`` first copies the cells' small outputs to DIR (results/cells/<sweep>) and builds
@@ -29,6 +33,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--all-tables", action="store_true", help="build every paper table")
     p.add_argument("--no-figures", action="store_true", help="tables only")
     p.add_argument("--store-cells", metavar="DIR", help="copy the cells' outputs to DIR first and build from the copy")
+    p.add_argument("--channels", choices=["rgb", "y", "both"], default="rgb",
+                   help="PSNR/SSIM on all channels (rgb), on the Y channel (y) or both (sweep table; paper tables: y)")
+    p.add_argument("--timing", choices=["auto", "on", "off"], default="auto",
+                   help="s/img (median) and peak MB columns in the sweep table (auto: when the cells recorded them)")
     return p.parse_args(argv)
 
 
@@ -51,7 +59,7 @@ def main(argv=None) -> int:
         return 2
     from denoise_bench.report.cells import load_cells
     from denoise_bench.report.paper_tables import TABLES, build_table
-    from denoise_bench.report.sweep_table import collect_cells, sweep_table, write_table_files
+    from denoise_bench.report.sweep_table import sweep_table, write_table_files
     if args.store_cells:
         from denoise_bench.report.store import store_cells
 
@@ -67,11 +75,12 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     if cells:
-        table, cap = sweep_table(collect_cells(*dirs))
-        write_table_files(table, cap, out, stem="sweep_table")
+        timing = {"auto": None, "on": True, "off": False}[args.timing]
+        write_table_files(sweep_table(cells, args.channels, timing), out, stem="sweep_table")
         written.append(out / "sweep_table.md")
+    paper_channels = "y" if args.channels == "y" else "rgb"
     for name in names:
-        written += build_table(name, dirs, out_dir=out, quiet=True)[:1]
+        written += build_table(name, dirs, out_dir=out, quiet=True, channels=paper_channels)[:1]
     figures = []
     if not args.no_figures and cells:
         from denoise_bench.report.figures import build_figures
@@ -80,7 +89,9 @@ def main(argv=None) -> int:
     command = "python -m denoise_bench.report " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     from denoise_bench.report.readme import write_provenance, update_index
 
-    write_provenance(out, command, dirs, cells, [p.name for p in written], [p.name for p in figures])
+    options = [a for a, on in ((f"--channels {args.channels}", args.channels != "rgb"),
+                                (f"--timing {args.timing}", args.timing != "auto")) if on]
+    write_provenance(out, command, dirs, cells, [p.name for p in written], [p.name for p in figures], options)
     update_index(out.parent)
     for p in written:
         print(f"[report] {p}")

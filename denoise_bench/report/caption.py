@@ -7,6 +7,16 @@ from pathlib import Path
 
 from denoise_bench.report.cells import Cell
 from denoise_bench.report.reference import source_line
+from denoise_bench.report.stats import RULE
+
+
+
+def significance(comparisons_file: str, paper: bool = True) -> str:
+    """What bold and '(≈ X)' mean: the paired test of our best against our runner-up (report/stats.py)."""
+    return (f"bold = our best, only where it is significantly better than our runner-up: {RULE} (same images, "
+            f"same noise); (≈ X) = our best but not significantly better than X (a tie); every pair: "
+            f"{comparisons_file}." + (" The paper's numbers are never bold (no per-image values to test)."
+                                      if paper else ""))
 
 
 def _join(values) -> str:
@@ -48,7 +58,9 @@ def training(cell: Cell) -> str | None:
 
 
 def commit(cell: Cell) -> str | None:
-    return (cell.m.get("provenance") or {}).get("commit")
+    from denoise_bench.report.provenance import commit_label
+
+    return commit_label(cell.m.get("provenance") or {})
 
 
 def protocol(cells: list[Cell]) -> str:
@@ -88,11 +100,8 @@ def caption(name: str, cells: list[Cell], *notes: str, has_paper: bool = True) -
     warning = scale_warning(cells)
     if warning:
         parts.append(warning)
-    if has_paper:
-        parts.append("Δ = ours − paper (same units); — = not run here / not published; bold = best of the "
-                     "paper's numbers and best of ours, ranked separately.")
-    else:
-        parts.append("— = not run here; bold = best of ours.")
+    parts.append(("Δ = ours − paper (same units); — = not run here / not published; " if has_paper else
+                  "— = not run here; ") + significance(f"{name}.comparisons.md", has_paper))
     parts.append(source_line(name))
     parts += [n for n in notes if n]
     return " ".join(parts)

@@ -1,4 +1,5 @@
-"""Finished cells as records: each cell's ``metrics.json`` (summary + full resolved config).
+"""The one reader of cell outputs: each cell's ``metrics.json`` (summary + full resolved config) and
+its ``per_image.csv``, and the one method order every table and figure uses.
 
 Tables and figures read only these stored outputs, never recompute. A cell is identified by its
 directory relative to the sweep dir it was found in (``rel``), so the same cells copied elsewhere
@@ -7,11 +8,24 @@ directory relative to the sweep dir it was found in (``rel``), so the same cells
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
+import pandas as pd
+
+from denoise_bench.errors import DataError
+from denoise_bench.methods import METHODS
+
 SWEEP_AXES = ("method", "sigma", "data", "data.root", "data.test_root")  # table axes, not variants
+METHOD_ORDER: tuple[str, ...] = tuple(METHODS)  # the registry's order: rows of tables, colours of figures
+CHANNELS = ("rgb", "y")  # "y": PSNR/SSIM read from the luma columns psnr_y/ssim_y
+PER_IMAGE_COLUMN = {"psnr": "psnr", "ssim": "ssim", "mse": "mse", "mse100": "mse"}  # table metric -> csv column
+
+
+def method_rank(method: str) -> int:
+    """Position of a method in METHOD_ORDER; unknown methods after all known ones."""
+    return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
 
 
 @dataclass
@@ -19,6 +33,14 @@ class Cell:
     rel: str  # cell dir relative to the sweep dir ("." for a cell dir given directly)
     path: Path  # absolute cell dir (never printed into a table)
     m: dict = field(repr=False)  # metrics.json
+    channels: str = "rgb"  # which PSNR/SSIM value() and per_image_values() read (see with_channels)
+    _per_image: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+
+    def with_channels(self, channels: str) -> "Cell":
+        """The same cell reading Y-channel PSNR/SSIM (``psnr_y``/``ssim_y``) when ``channels="y"``."""
+        if channels not in CHANNELS:
+            raise ValueError(f"channels {channels!r}: choose one of {', '.join(CHANNELS)}")
+        return replace(self, channels=channels, _per_image=self._per_image)
 
     @property
     def config(self) -> dict:
@@ -73,11 +95,29 @@ class Cell:
         """The cell's overrides other than the sweep axes (method / sigma / data / its folder)."""
         return {k: v for k, v in self.overrides.items() if k not in SWEEP_AXES}
 
+    @property
+    def seed(self):
+        """The seed of the cell's noise (config ``seed``): cells are paired only when it is the same."""
+        return self.get("seed")
+
+    def metric_key(self, metric: str) -> str:
+        """The stored key of a table metric: psnr -> psnr_y when the cell reads the Y channel."""
+        if self.channels == "y" and metric in ("psnr", "ssim"):
+            return f"{metric}_y"
+        return metric
+
     def value(self, metric: str) -> tuple[float | None, float | None]:
-        """(mean, std) of a metric in table units: psnr, ssim, mse, mse100, params_m, gflops (256×256)."""
-        if metric in ("psnr", "ssim", "mse"):
-            s = self.m.get(metric) or {}
+        """(mean, std) of a metric in table units: psnr, ssim, mse, mse100, psnr_y, ssim_y, params_m,
+        gflops (256×256), s_per_img (median seconds per image), peak_mb (peak memory, MiB)."""
+        if metric in ("psnr", "ssim", "mse", "psnr_y", "ssim_y"):
+            s = self.m.get(self.metric_key(metric)) or {}
             return s.get("mean"), s.get("std")
+        if metric == "s_per_img":
+            t = (self.m.get("timing") or {}).get("seconds_per_image_median")
+            return (None if t is None else float(t)), None
+        if metric == "peak_mb":
+            b = (self.m.get("peak_memory") or {}).get("bytes")
+            return (None if b is None else float(b) / 2**20), None
         if metric == "mse100":
             s = self.m.get("mse") or {}
             return (None if s.get("mean") is None else 100 * s["mean"],
@@ -89,6 +129,31 @@ class Cell:
             g = self.m.get("gflops_256")  # cli.py via complexity.py; None for noisy / BM3D / beta-MAP
             return (None if g is None else float(g)), None
         return None, None
+
+
+    def per_image(self) -> pd.DataFrame:
+        """The cell's ``per_image.csv`` (read once); DataError when it is missing or has no image ids."""
+        if self._per_image is None:
+            p = self.path / "per_image.csv"
+            try:
+                df = pd.read_csv(p)
+            except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+                raise DataError(f"cell {self.rel}: no readable per_image.csv ({type(e).__name__})") from e
+            if "image" not in df.columns:
+                raise DataError(f"cell {self.rel}: per_image.csv has no 'image' column")
+            df["image"] = df["image"].astype(str)
+            if df["image"].duplicated().any():
+                raise DataError(f"cell {self.rel}: per_image.csv repeats image ids")
+            self._per_image = df
+        return self._per_image
+
+    def per_image_values(self, metric: str) -> pd.Series:
+        """Per-image values of a table metric (psnr, ssim, mse100 -> mse...) indexed by image id."""
+        col = self.metric_key(PER_IMAGE_COLUMN.get(metric, metric))
+        df = self.per_image()
+        if col not in df.columns:
+            raise DataError(f"cell {self.rel}: per_image.csv has no {col!r} column")
+        return pd.Series(df[col].to_numpy(dtype=float), index=df["image"].to_numpy(), name=col)
 
 
 def sigma_label(sigma) -> str:
@@ -133,3 +198,20 @@ def load_cells(*dirs: str | Path) -> list[Cell]:
             rel = path.parent.relative_to(d).as_posix()
             cells.append(Cell(rel=rel, path=path.parent.resolve(), m=m))
     return cells
+
+
+def cells_frame(cells: list[Cell]) -> pd.DataFrame:
+    """One row per cell (the sweep's ``cells.csv``): where it is, what it is, its numbers."""
+    records = []
+    for c in cells:
+        row = {"dir": str(c.path), "rel": c.rel, "method": c.method,
+               "variant": ",".join(f"{k}={v}" for k, v in c.variant.items()), "dataset": c.dataset,
+               "sigma": c.sigma, "seed": c.seed, "n_images": c.m.get("n_images"), "scale": c.m.get("scale")}
+        for metric in ("psnr", "ssim", "mse", "psnr_y", "ssim_y"):
+            row[metric], row[f"{metric}_std"] = c.value(metric)
+        row["s_per_img_median"], row["peak_mb"] = c.value("s_per_img")[0], c.value("peak_mb")[0]
+        row["peak_memory_kind"] = (c.m.get("peak_memory") or {}).get("kind")
+        row |= {"seconds": c.m.get("seconds"), "parameters": c.m.get("parameters"), "noise": c.m.get("noise", ""),
+                "metric_protocol": c.m.get("metric_protocol", ""), "test_set": c.m.get("test_set", "")}
+        records.append(row)
+    return pd.DataFrame.from_records(records)

@@ -16,11 +16,10 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from denoise_bench.report.cells import Cell
+from denoise_bench.errors import DataError
+from denoise_bench.report.cells import METHOD_ORDER, Cell, method_rank
 
-METHOD_ORDER = ["noisy", "bm3d", "dncnn", "flow_prior", "glow_map", "fdn"]
 EXAMPLE_CROP = 128
 
 
@@ -49,7 +48,9 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
 def _color(method: str):
     import matplotlib
 
-    i = METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER) + sum(map(ord, method)) % 4
+    i = method_rank(method)
+    if i == len(METHOD_ORDER):  # an unregistered method: a colour of its own, stable across runs
+        i += sum(map(ord, method)) % 4
     return matplotlib.colormaps["tab10"](i % 10)
 
 
@@ -67,8 +68,7 @@ def labels(cells: list[Cell]) -> dict[int, str]:
 
 
 def _method_key(label: str):
-    m = label.split(" ")[0]
-    return (METHOD_ORDER.index(m) if m in METHOD_ORDER else 99, label)
+    return (method_rank(label.split(" ")[0]), label)
 
 
 def _numeric(s: str) -> float | None:
@@ -158,11 +158,11 @@ def centre_crop(a: np.ndarray, size: int = EXAMPLE_CROP) -> np.ndarray:
 
 
 def _image_psnr(cell: Cell, safe_id: str) -> float | None:
-    csv = cell.path / "per_image.csv"
-    if not csv.exists():
+    try:
+        df = cell.per_image()
+    except DataError:
         return None
-    df = pd.read_csv(csv)
-    safe = df["image"].astype(str).map(lambda s: "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in s))
+    safe = df["image"].map(lambda s: "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in s))
     hit = df[safe == safe_id]
     return float(hit["psnr"].iloc[0]) if len(hit) else None
 

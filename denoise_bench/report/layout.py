@@ -3,9 +3,11 @@
 A column is a method (or a β, a SoF count...). A column the paper reports *and* we run shows three
 sub-columns: the published number, ours, and Δ = ours − paper; a paper-only column shows the
 published number; an ours-only column (the noisy input, our variants) shows ours. Missing numbers
-print as "—". The best value of a row (or of the whole block, for a grid ablation) is bold, ranked
-separately among the paper's numbers and among ours. Rendering is a pure function of the table, so
-the same cells always give the same bytes.
+print as "—". Our best value of a row (or of a column / the whole block) is bold only when it is
+significantly better than our runner-up, else marked "(≈ runner-up)": ``Block.marks``, filled by
+comparisons.mark_table from the cells' per-image values. The paper's numbers are never bold (no
+per-image values to test). Rendering is a pure function of the table, so the same cells always give
+the same bytes.
 """
 from __future__ import annotations
 
@@ -45,6 +47,7 @@ class Entry:
     ours_std: float | None = None
     n: int | None = None
     cell: str | None = None  # the cell's dir relative to its sweep
+    source: object = field(default=None, repr=False, compare=False)  # the Cell (per-image values, timing)
 
     @property
     def delta(self) -> float | None:
@@ -64,6 +67,7 @@ class Block:
     title: str | None = None
     bold: str = "row"  # scope of the best value: "row" | "column" | "block" | "none"
     show_std: bool = False
+    marks: dict = field(default_factory=dict)  # (row.key, row.metric, col.key) -> comparisons.Verdict
 
     def entry(self, row: Row, col: Column) -> Entry:
         return self.entries.get((row.key, row.metric, col.key)) or Entry()
@@ -79,6 +83,8 @@ class PaperTable:
     title: str
     caption: str
     blocks: list[Block]
+    comparisons: list = field(default_factory=list)  # comparisons.Pair of every ranked group
+    channels: str = "rgb"  # "y": PSNR/SSIM of the luma channel
 
 
 # -- formatting -------------------------------------------------------------------------------------
@@ -102,42 +108,17 @@ def sub_columns(col: Column) -> list[str]:
     return ["paper"] if col.paper else ["ours"]
 
 
-def _best(values: list[tuple], higher: bool, digits: int) -> set:
-    """Keys of the best value(s) after rounding to the printed digits (ties all win)."""
-    vals = [(k, round(v, digits)) for k, v in values if v is not None]
-    if len(vals) < 2:
-        return set()
-    target = max(v for _, v in vals) if higher else min(v for _, v in vals)
-    return {k for k, v in vals if v == target}
+def scope_of(block: Block):
+    """The group an entry is ranked in: ``row`` (methods side by side), ``column`` (methods stacked:
+    per column and first row label, e.g. per dataset), ``block`` (a grid ablation); None: never ranked."""
+    return {"row": lambda r, c: (r.key, r.metric), "column": lambda r, c: (c.key, r.metric, r.labels[0]),
+            "block": lambda r, c: (r.metric,)}.get(block.bold)
 
 
 def bold_marks(block: Block) -> set:
-    """{(row.key, row.metric, col.key, 'paper'|'ours')} of the entries to print in bold.
-
-    Scopes: ``row`` (methods side by side), ``column`` (methods stacked: per column and first row
-    label, e.g. per dataset), ``block`` (a grid ablation).
-    """
-    if block.bold == "none":
-        return set()
-    scope_of = {"row": lambda r, c: (r.key, r.metric), "column": lambda r, c: (c.key, r.metric, r.labels[0]),
-                "block": lambda r, c: r.metric}[block.bold]
-    candidates: dict = {}
-    rules: dict = {}
-    for r in block.rows:
-        if r.higher_better is None:
-            continue
-        for c in block.visible_columns():
-            e = block.entry(r, c)
-            for side, value in (("paper", e.paper.mean if (c.paper and e.paper) else None),
-                                ("ours", e.ours if c.ours else None)):
-                if value is not None:
-                    scope = (scope_of(r, c), side)
-                    candidates.setdefault(scope, []).append(((r.key, r.metric, c.key, side), value))
-                    rules[scope] = (r.higher_better, r.digits)
-    marks = set()
-    for scope, vals in candidates.items():
-        marks |= _best(vals, *rules[scope])
-    return marks
+    """{(row.key, row.metric, col.key, 'ours')} of the entries printed in bold: our best of a scope when
+    significantly better than our runner-up (see ``Block.marks``)."""
+    return {k + ("ours",) for k, v in block.marks.items() if v.kind == "significant"}
 
 
 def grid(block: Block) -> tuple[list[str], list[list[tuple[str, bool]]]]:
@@ -146,7 +127,7 @@ def grid(block: Block) -> tuple[list[str], list[list[tuple[str, bool]]]]:
     header = list(block.row_header)
     for c in cols:
         header += [f"{c.label} {s}" for s in sub_columns(c)]
-    marks = bold_marks(block)
+    marks = block.marks
     out, previous = [], None
     for r in block.rows:
         labels = list(r.labels)
@@ -160,10 +141,11 @@ def grid(block: Block) -> tuple[list[str], list[list[tuple[str, bool]]]]:
                 if s == "paper":
                     p = e.paper
                     text = fmt(p.mean if p else None, r.digits, p.std if (p and block.show_std) else None)
-                    line.append((text, (r.key, r.metric, c.key, "paper") in marks))
+                    line.append((text, False))
                 elif s == "ours":
                     text = fmt(e.ours, r.digits, e.ours_std if (block.show_std and e.ours is not None) else None)
-                    line.append((text, (r.key, r.metric, c.key, "ours") in marks))
+                    v = marks.get((r.key, r.metric, c.key))
+                    line.append((text + (v.suffix() if v else ""), bool(v) and v.kind == "significant"))
                 else:
                     line.append((fmt_delta(e.delta, r.digits), False))
         out.append(line)
@@ -282,25 +264,34 @@ def to_long_csv(table: PaperTable) -> str:
     """Tidy form: one line per (row, column) entry, for pandas."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["table", "block", "row", "column", "metric", "paper_mean", "paper_std", "ours_mean", "ours_std",
-                "delta", "n_images", "cell"])
+    w.writerow(["table", "block", "row", "column", "metric", "channels", "paper_mean", "paper_std", "ours_mean",
+                "ours_std", "delta", "n_images", "cell", "mark", "s_per_img_median", "peak_mb"])
     for block in table.blocks:
         for r in block.rows:
             for c in block.visible_columns():
                 e = block.entry(r, c)
+                v = block.marks.get((r.key, r.metric, c.key))
+                mark = "" if v is None else "best" if v.kind == "significant" else f"{v.kind}:{v.runner_up}"
+                cost = [e.source.value(k)[0] if e.source is not None else None for k in ("s_per_img", "peak_mb")]
                 w.writerow([table.name, block.title or "", " / ".join(map(str, r.labels)), c.label, r.metric,
+                            table.channels if r.metric in ("psnr", "ssim") else "",
                             _num(e.paper.mean if e.paper else None), _num(e.paper.std if e.paper else None),
-                            _num(e.ours), _num(e.ours_std), _num(e.delta), "" if e.n is None else e.n, e.cell or ""])
+                            _num(e.ours), _num(e.ours_std), _num(e.delta), "" if e.n is None else e.n, e.cell or "",
+                            mark, *map(_num, cost)])
     return buf.getvalue()
 
 
 def write(table: PaperTable, out_dir: str | Path) -> list[Path]:
-    """<name>.md, <name>.tex, <name>.csv (paper layout) and <name>.long.csv in ``out_dir``."""
+    """<name>.md, <name>.tex, <name>.csv (paper layout), <name>.long.csv and the paired comparisons
+    behind its marks (<name>.comparisons.md/.csv) in ``out_dir``."""
     from denoise_bench.artifacts import atomic_write_text  # temp file + rename
+    from denoise_bench.report import comparisons
 
     out_dir = Path(out_dir)
     files = {f"{table.name}.md": to_markdown(table), f"{table.name}.tex": to_latex(table),
              f"{table.name}.csv": to_csv(table), f"{table.name}.long.csv": to_long_csv(table)}
     for fname, text in files.items():
         atomic_write_text(out_dir / fname, text)
-    return [out_dir / f for f in files]
+    extra = comparisons.write(table.comparisons, out_dir, table.name, f"{table.title}: paired comparisons",
+                              channels=table.channels)
+    return [out_dir / f for f in files] + extra

@@ -11,9 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from denoise_bench.report import layout
+from denoise_bench.errors import ConfigError
+from denoise_bench.report import comparisons, layout
 from denoise_bench.report.caption import caption
-from denoise_bench.report.cells import Cell, fraction_label, load_cells, number_label, sigma_label
+from denoise_bench.report.cells import (CHANNELS, METHOD_ORDER, Cell, fraction_label, load_cells, number_label,
+                                        sigma_label)
 from denoise_bench.report.layout import Block, Column, Entry, PaperTable, Row
 from denoise_bench.report.reference import table_info, values
 
@@ -52,7 +54,7 @@ def fill(block: Block, chosen: dict, ref: dict, ref_key: Callable[[Row, Column],
                 cell = chosen.get((r.key, c.key))
                 if cell is not None:
                     e.ours, e.ours_std = cell.value(r.metric)
-                    e.n, e.cell = cell.m.get("n_images"), cell.rel
+                    e.n, e.cell, e.source = cell.m.get("n_images"), cell.rel, cell
                     if e.ours is not None and cell not in used:
                         used.append(cell)
             block.entries[(r.key, r.metric, c.key)] = e
@@ -251,7 +253,7 @@ def glow_map_tables(cells: list[Cell]) -> PaperTable:
 
 
 # -- flow_prior: ours only --------------------------------------------------------------------------
-FLOW_PRIOR_METHODS = ["noisy", "bm3d", "dncnn", "flow_prior"]
+FLOW_PRIOR_METHODS = [m for m in METHOD_ORDER if m in ("noisy", "bm3d", "dncnn", "flow_prior")]
 
 
 ROW_GROUPS = ("flow_prior_row",)  # config groups that only pick a row (their effect is in method.*)
@@ -354,17 +356,29 @@ def dncnn_set12(cells: list[Cell]) -> PaperTable:
 
 
 # -- entry points -----------------------------------------------------------------------------------
-def build(name: str, cells: list[Cell]) -> PaperTable:
+Y_NOTE = ("PSNR and SSIM on the Y (luma) channel of the RGB images (the cells' psnr_y/ssim_y; — where a cell "
+          "has none, e.g. gray data); the paper columns are as published.")
+
+
+def build(name: str, cells: list[Cell], channels: str = "rgb") -> PaperTable:
+    """Table ``name`` from ``cells``, its marks and paired comparisons; ``channels="y"``: Y-channel PSNR/SSIM."""
     if name not in TABLES:
         raise KeyError(f"unknown table {name!r}; known: {', '.join(sorted(TABLES))}")
-    return TABLES[name](cells)
+    if channels not in CHANNELS:
+        raise ConfigError(f"channels {channels!r}: paper tables show one of {', '.join(CHANNELS)}")
+    table = TABLES[name]([c.with_channels(channels) for c in cells])
+    table.channels = channels
+    if channels == "y":
+        table.caption += " " + Y_NOTE
+    comparisons.mark_table(table)
+    return table
 
 
-def build_table(name: str, sweep_dir, out_dir=None, quiet: bool = False) -> list[Path]:
+def build_table(name: str, sweep_dir, out_dir=None, quiet: bool = False, channels: str = "rgb") -> list[Path]:
     """Rebuild table ``name`` from the cells under ``sweep_dir`` (a dir or a list of dirs) into ``out_dir``."""
     dirs = [sweep_dir] if isinstance(sweep_dir, (str, Path)) else list(sweep_dir)
-    table = build(name, load_cells(*dirs))
+    table = build(name, load_cells(*dirs), channels)
     paths = layout.write(table, Path(out_dir) if out_dir else Path(dirs[0]))
     if not quiet:
-        print(f"[report] {name}: {paths[0]} (.tex, .csv, .long.csv)")
+        print(f"[report] {name}: {paths[0]} (.tex, .csv, .long.csv, .comparisons.md/.csv)")
     return paths

@@ -39,12 +39,81 @@ def sweep_command(cells: list[Cell]) -> str:
     return " ".join(parts)
 
 
+def _count(n: int) -> str:
+    return f"{n} cell{'s' if n != 1 else ''}"
+
+
+def version_table(prov: list[dict]) -> dict[str, dict[str, int]]:
+    """{package: {version: number of cells}} over the cells that recorded versions."""
+    out: dict[str, dict[str, int]] = {}
+    for p in prov:
+        for name, v in (p.get("versions") or {}).items():
+            out.setdefault(name, {})
+            out[name][str(v) if v else "not installed"] = out[name].get(str(v) if v else "not installed", 0) + 1
+    return {k: dict(sorted(v.items())) for k, v in out.items()}
+
+
+def weights_table(cells: list[Cell]) -> list[dict]:
+    """One line per (role, file, sha256) read by the cells, with the cells that read it."""
+    found: dict[tuple, list[str]] = {}
+    for c in cells:
+        for role, w in sorted(((c.m.get("provenance") or {}).get("weights") or {}).items()):
+            found.setdefault((role, str(w.get("path")), w.get("sha256")), []).append(c.rel)
+    return [{"role": r, "path": p, "sha256": h, "cells": cs} for (r, p, h), cs in sorted(found.items(), key=str)]
+
+
+def machines_table(cells: list[Cell]) -> list[dict]:
+    """One line per (CPU model, GPU, torch threads) the cells ran on (cells before these keys: skipped)."""
+    found: dict[tuple, int] = {}
+    for c in cells:
+        p = c.m.get("provenance") or {}
+        if "cpu" in p or "gpu" in p or "threads" in p:
+            key = (str(p.get("cpu") or "unrecorded"), str(p.get("gpu") or "no GPU"), str(p.get("threads") or "?"))
+            found[key] = found.get(key, 0) + 1
+    return [{"cpu": k[0], "gpu": k[1], "threads": k[2], "cells": n} for k, n in sorted(found.items())]
+
+
+def provenance_sections(cells: list[Cell], info: dict) -> list[str]:
+    """Markdown: library versions, commits (with the dirty flag), weights with hashes, machines."""
+    from denoise_bench.report.provenance import commit_of
+
+    lines = ["", "## Library versions", ""]
+    if info["cells_versions"]:
+        lines += ["| package | version (cells) |", "|:---|:---|"]
+        lines += [f"| {name} | {'; '.join(f'{v} ({_count(n)})' for v, n in vs.items())} |"
+                  for name, vs in info["cells_versions"].items()]
+    else:
+        lines.append("Unrecorded (cells written before versions were stored).")
+    commits: dict[tuple, int] = {}
+    for c in cells:
+        key = commit_of(c.m.get("provenance") or {})
+        commits[key] = commits.get(key, 0) + 1
+    lines += ["", "## Commits", "", "| commit | dirty (uncommitted changes to tracked files) | cells |",
+              "|:---|:---|---:|"]
+    lines += [f"| {k[0] or 'unrecorded'} | {'unrecorded' if k[1] is None else 'yes' if k[1] else 'no'} | {n} |"
+              for k, n in sorted(commits.items(), key=str)]
+    lines += ["", "## Weights read", ""]
+    if info["cells_weights"]:
+        lines += ["| role | file | sha256 | cells |", "|:---|:---|:---|---:|"]
+        lines += [f"| {w['role']} | `{w['path']}` | `{w['sha256'] or 'unreadable'}` | {len(w['cells'])} |"
+                  for w in info["cells_weights"]]
+    else:
+        lines.append("None recorded (no cell read a weights file, or the cells predate weight hashes).")
+    lines += ["", "## Machines", ""]
+    if info["cells_machines"]:
+        lines += ["| CPU | GPU | torch threads | cells |", "|:---|:---|---:|---:|"]
+        lines += [f"| {m['cpu']} | {m['gpu']} | {m['threads']} | {m['cells']} |" for m in info["cells_machines"]]
+    else:
+        lines.append("CPU / GPU / threads unrecorded; see Machine above.")
+    return lines
+
+
 def _values(cells, fn) -> list[str]:
     return sorted({str(v) for v in map(fn, cells) if v})
 
 
 def write_provenance(out: Path, command: str, sources: list[Path], cells: list[Cell],
-                     tables: list[str], figures: list[str]) -> None:
+                     tables: list[str], figures: list[str], options: list[str] | None = None) -> None:
     prov = [c.m.get("provenance") or {} for c in cells]
     scales = _values(cells, lambda c: c.m.get("scale"))
     info = {
@@ -55,16 +124,19 @@ def write_provenance(out: Path, command: str, sources: list[Path], cells: list[C
         "sources": [str(s) for s in sources],
         "n_cells": len(cells),
         "scale": scales,
-        "cells_commit": sorted({p.get("commit") for p in prov if p.get("commit")}),
+        "cells_commit": sorted({provenance.commit_label(p) for p in prov if p.get("commit")}),
         "cells_finished": sorted(p.get("finished") for p in prov if p.get("finished")),
         "cells_machine": sorted({p.get("machine") for p in prov if p.get("machine")}),
+        "cells_versions": version_table(prov),
+        "cells_weights": weights_table(cells),
+        "cells_machines": machines_table(cells),
         "sweep_command": sweep_command(cells) if cells else None,
         "tables": tables,
         "figures": figures,
     }
     paper_tables = [t.removesuffix(".md") for t in tables if t != "sweep_table.md"]
     info["regenerate"] = " ".join(["python -m denoise_bench.report", *map(str, sources), "--out", str(out)]
-                                  + [f"--table {t}" for t in paper_tables])
+                                  + [f"--table {t}" for t in paper_tables] + list(options or []))
     finished = info["cells_finished"]
     lines = [
         f"# Provenance of `{out.name}`", "",
@@ -79,9 +151,14 @@ def write_provenance(out: Path, command: str, sources: list[Path], cells: list[C
         f"- Scale: {', '.join(scales) or 'unrecorded'}",
     ]
     lines += [f"  - {SCALE_NOTE[s]}" for s in scales if s in SCALE_NOTE]
+    pairs = [f"{t.removesuffix('.md')}.comparisons.md" for t in tables]
+    pairs = [f for f in pairs if (out / f).exists()]
     lines += ["", "Tables: " + (", ".join(f"[{t}]({t})" for t in tables) or "none"),
-              "", "Figures: " + (", ".join(f"[{f}](figures/{f})" for f in figures if f.endswith(".png")) or "none"),
-              "", "Tables and figures are rebuilt byte for byte from the stored cells by the Regenerate command; "
+              "", "Paired comparisons behind the tables' bold marks: " + (", ".join(f"[{f}]({f})" for f in pairs)
+                                                                        or "none"),
+              "", "Figures: " + (", ".join(f"[{f}](figures/{f})" for f in figures if f.endswith(".png")) or "none")]
+    lines += provenance_sections(cells, info)
+    lines += ["", "Tables and figures are rebuilt byte for byte from the stored cells by the Regenerate command; "
                   "this file (dates, commands) is the only part that changes between rebuilds.", ""]
     atomic_write_text(out / "PROVENANCE.md", "\n".join(lines))
     atomic_write_text(out / "provenance.json", json.dumps(info, indent=2) + "\n")
