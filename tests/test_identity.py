@@ -7,6 +7,7 @@ anywhere else in a group it changes both (the model and therefore the result).
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,16 @@ def leaves(tree, prefix=""):
             yield from leaves(v, f"{prefix}{k}.")
     else:
         yield prefix.rstrip(".")
+
+
+@functools.lru_cache(maxsize=None)
+def composed(overrides: tuple[str, ...]):
+    """The composed config (unresolved container), once per override set: the walk changes copies."""
+    return OmegaConf.to_container(compose(list(overrides)), resolve=False)
+
+
+def config(overrides) -> "DictConfig":
+    return OmegaConf.create(composed(tuple(overrides)))
 
 
 def changed_value(v):
@@ -72,7 +83,7 @@ def cases():
     out.append((["method=glow_map"], "prior"))
     params = []
     for overrides, group in out:
-        cfg = OmegaConf.to_container(compose(overrides), resolve=False)
+        cfg = composed(tuple(overrides))
         for dotted in leaves({group: cfg[group]}):
             params.append(pytest.param(overrides, group, dotted, id=f"{','.join(overrides)}:{dotted}"))
     return params
@@ -80,9 +91,9 @@ def cases():
 
 @pytest.mark.parametrize("overrides,group,dotted", cases())
 def test_each_key_changes_exactly_the_identities_it_is_declared_to_determine(overrides, group, dotted):
-    cfg = compose(overrides)
+    cfg = config(overrides)
     value = OmegaConf.select(cfg, dotted)
-    other = compose(overrides)
+    other = config(overrides)
     with open_dict(other):
         OmegaConf.update(other, dotted, changed_value(value), force_add=True)
     kind = declared(group, dotted)

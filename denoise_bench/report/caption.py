@@ -25,7 +25,9 @@ def _join(values) -> str:
 
 
 def resolution(cell: Cell) -> str:
-    crop, size = cell.get("data.test_crop"), cell.get("data.test_size")
+    # data.test.{crop,size}; cells written before the data config had a test section: data.test_{crop,size}
+    crop = cell.get("data.test.crop", cell.get("data.test_crop"))
+    size = cell.get("data.test.size", cell.get("data.test_size"))
     if not crop and not size:
         return "full-size test images"
     parts = []

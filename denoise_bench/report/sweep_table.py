@@ -177,10 +177,14 @@ def write_sweep_table(sweep_dir: str | Path, out_dir: str | Path | None = None, 
         if not cells:
             print(f"[table] no finished cells under {sweep_dir}")
             return None
-        md = write_table_files(sweep_table(cells, channels, timing), out_dir)
+        # timings differ between runs of the same cells: by default they go to their own table, so that
+        # table.* of a resumed sweep is byte for byte the table of an uninterrupted one
+        md = write_table_files(sweep_table(cells, channels, bool(timing)), out_dir)
+        if timing is None and any(c.m.get("timing") for c in cells):
+            write_table_files(sweep_table(cells, channels, True), out_dir, "table_cost")
         atomic_write_text(out_dir / "cells.csv", cells_frame(cells).to_csv(index=False))
     if not quiet:
-        print(f"\n{md}\n[table] {out_dir}/table.md (.csv, .tex, .comparisons.md)")
+        print(f"\n{md}\n[table] {out_dir}/table.md (.csv, .tex, .comparisons.md; timing and peak memory: table_cost.md)")
     return out_dir / "table.md"
 
 
