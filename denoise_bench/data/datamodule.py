@@ -108,6 +108,21 @@ class SameShapeBatches(Sampler):
         return len(self.mine())
 
 
+class ResumedRange(Sampler):
+    """Indices ``start .. n-1`` of a training of ``n`` samples, with the length of the whole training:
+    Lightning restores its batch counter at the resumed step and counts the remaining batches on
+    from there, so the loader must report the full length while yielding only the rest."""
+
+    def __init__(self, start: int, n: int):
+        self.start, self.n = int(start), int(n)
+
+    def __iter__(self):
+        return iter(range(self.start, self.n))
+
+    def __len__(self) -> int:
+        return self.n
+
+
 def collate(samples: list[dict]) -> dict:
     out = {k: torch.stack([s[k] for s in samples]) for k in samples[0] if k != "id"}
     out["id"] = [s["id"] for s in samples]
@@ -259,7 +274,7 @@ class DenoisingDataModule(L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         ds.rank = int(trainer.global_rank) if trainer is not None else 0
         start = int(trainer.global_step) * int(self.cfg.batch_size) if trainer is not None else 0
-        return DataLoader(ds, batch_size=int(self.cfg.batch_size), sampler=range(start, len(ds)),
+        return DataLoader(ds, batch_size=int(self.cfg.batch_size), sampler=ResumedRange(start, len(ds)),
                           drop_last=True, **self._loader_kwargs())
 
     def val_dataloader(self):

@@ -40,8 +40,11 @@ class Checkpointer(L.Callback):
         os.replace(tmp, self.path)
         self.saved_step = int(trainer.global_step)
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step % self.every == 0 and trainer.global_step != self.saved_step:
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        # before the next batch, not after the last one: Lightning steps the lr schedulers after
+        # on_train_batch_end, so only here is step N complete (weights, optimiser and schedulers)
+        step = int(trainer.global_step)
+        if step > 0 and step % self.every == 0 and step != self.saved_step:
             self.save(trainer)
 
     def on_exception(self, trainer, pl_module, exception) -> None:
