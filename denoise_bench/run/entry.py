@@ -30,7 +30,7 @@ def one_line(e: BaseException) -> str:
     if isinstance(e, InterpolationResolutionError):
         where = f" ({e.full_key})" if getattr(e, "full_key", None) else ""
         return f"the config does not resolve{where}: {str(e).splitlines()[0]}"
-    if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
+    if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
         return f"cannot write {e.filename or ''}: {e.strerror} (check paths.outputs / paths.artifacts / hydra.*.dir)"
     first = (str(e).splitlines() or [""])[0]
     return f"{type(e).__name__}: {first}"

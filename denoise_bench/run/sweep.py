@@ -57,3 +57,28 @@ class SweepOutcomeCallback(Callback):
                    f"{len(failed)} failed")
         print(summary, flush=True)
         exit_status = 1 if failed else 0
+
+
+class OutputFolderCheck(Callback):
+    """Before Hydra creates the run / sweep folder: an unwritable one is a one-line error, not a traceback."""
+
+    @staticmethod
+    def _check(folder) -> None:
+        from denoise_bench.run.entry import one_line
+
+        try:
+            Path(str(folder)).mkdir(parents=True, exist_ok=True)
+            probe = Path(str(folder)) / f".write-test-{os.getpid()}"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as e:
+            import sys
+
+            print(f"error: {one_line(e)}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+
+    def on_run_start(self, config, **kwargs) -> None:
+        self._check(config.hydra.run.dir)
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        self._check(config.hydra.sweep.dir)
