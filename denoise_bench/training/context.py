@@ -118,6 +118,9 @@ class TrainingContext:
                 print(f"[artifacts] resuming {kind} from step {step} ({resume})", flush=True)
             else:
                 print(f"[artifacts] {kind}: training ({max_steps} steps) -> {store.dir_for(kind, key)}", flush=True)
+            from denoise_bench.measure import peak_memory, reset_peak_memory
+
+            since = reset_peak_memory(trainer.strategy.root_device)
             start = time.perf_counter()
             try:
                 trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
@@ -125,11 +128,13 @@ class TrainingContext:
                 kept = f"; last good checkpoint (step {ckpt.saved_step}) kept in {ckpt.path}" if ckpt.path.exists() else ""
                 raise TrainingError(f"{e}{kept}") from None
             seconds = time.perf_counter() - start
+            memory = peak_memory(trainer.strategy.root_device, since)
             self.timings[f"train_{kind}"] = seconds
             module.cpu()
             steps = int(trainer.global_step)
             extra = {"steps": steps, "seconds": seconds, "training_seconds": curve.seconds,
-                     "max_steps": int(max_steps), "budget_minutes": self.cfg.trainer.get("budget_minutes")}
+                     "max_steps": int(max_steps), "budget_minutes": self.cfg.trainer.get("budget_minutes"),
+                     "peak_memory": memory}
             d = store.save(kind, key, module.state_dict(), extra, side_files=[work / "curve.csv"])
             if store.enabled:
                 shutil.rmtree(work, ignore_errors=True)
