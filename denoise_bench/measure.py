@@ -17,8 +17,12 @@ import torch
 def reset_peak_memory(device: torch.device | str = "cpu") -> str:
     """Start a new peak; returns what the next ``peak_memory`` measures from ('test' or 'process start')."""
     if torch.device(device).type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        return "test"
+        try:  # before CUDA is initialised there is nothing to reset (torch: "Invalid device argument")
+            torch.cuda.init()
+            torch.cuda.reset_peak_memory_stats(torch.device(device))
+            return "test"
+        except RuntimeError:
+            return "process start"
     try:
         with open(f"/proc/{os.getpid()}/clear_refs", "w") as f:
             f.write("5")
@@ -29,7 +33,10 @@ def reset_peak_memory(device: torch.device | str = "cpu") -> str:
 
 def peak_memory(device: torch.device | str = "cpu", since: str = "test") -> dict:
     if torch.device(device).type == "cuda":
-        return {"bytes": int(torch.cuda.max_memory_allocated(device)), "kind": "cuda", "since": since}
+        try:
+            return {"bytes": int(torch.cuda.max_memory_allocated(torch.device(device))), "kind": "cuda", "since": since}
+        except RuntimeError:
+            return {"bytes": int(torch.cuda.max_memory_allocated()), "kind": "cuda", "since": since}
     try:
         with open(f"/proc/{os.getpid()}/status") as f:
             for line in f:
