@@ -27,6 +27,7 @@ PY
 WORK=$(mktemp -d)
 python3 run.py method=fdn scale=paper data=celeba "data.root=$DATA" sigma=50 "trainer=$TRAINER" \
   "trainer.budget_minutes=$MINUTES" trainer.run.val_check_interval=500 trainer.run.checkpoint_every=2000 \
-  logger=none progress=false "hydra.run.dir=$WORK/cell" "paths.artifacts=$WORK/artifacts" ${EXTRA:-}
+  logger=none progress=false "hydra.run.dir=$WORK/cell" "paths.artifacts=$WORK/artifacts" ${EXTRA:-} \
+  || { mkdir -p "$OUT"; cp "$WORK/cell/error.traceback.txt" "$OUT/" 2>/dev/null; exit 1; }
 mkdir -p "$OUT"
 python3 benchmarks/gpu_paper_summary.py "$WORK/cell" "$OUT"
