@@ -87,7 +87,8 @@ class TrainingContext:
             work = store.partial_dir(kind, key)
         else:  # reuse_artifacts=false: the checkpoint lives with the cell
             work = Path(self.out_dir) / f".training-{kind}"
-        curve = CurveRecorder(work / "curve.csv", every=max(1, min(every, max(1, max_steps // 50))))
+        log_every = int(OmegaConf.select(self.cfg, "trainer.run.log_every_n_steps", default=None) or 10)
+        curve = CurveRecorder(work / "curve.csv", every=log_every)
         ckpt = Checkpointer(work, every)
         trainer = make_trainer(self.cfg, logger=self.logger, max_steps=max_steps, callbacks=[curve, ckpt],
                                **trainer_overrides)
