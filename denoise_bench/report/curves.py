@@ -52,3 +52,17 @@ def segments(curve: pd.DataFrame) -> list[pd.DataFrame]:
     starts = [0] + [i for i in range(1, len(curve)) if curve["step"].iloc[i] < curve["step"].iloc[i - 1]]
     ends = starts[1:] + [len(curve)]
     return [curve.iloc[a:b] for a, b in zip(starts, ends)]
+
+
+def learning_curves(cell_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """The ``curve_<kind>.csv`` of every model a cell trained or loaded (``training/callbacks.py``):
+    kind -> columns step, seconds (training wall-clock, validation excluded), train_loss, val_psnr."""
+    out = {}
+    for p in sorted(Path(cell_dir).glob("curve_*.csv")):
+        try:
+            df = pd.read_csv(p)
+        except (OSError, ValueError, pd.errors.EmptyDataError):
+            continue
+        if {"step", "seconds", "val_psnr"} <= set(df.columns):
+            out[p.stem.removeprefix("curve_")] = df
+    return out

@@ -233,12 +233,42 @@ def training_curves(cells: list[Cell], out_dir: Path, max_panels: int = 4) -> li
     return _save(fig, out_dir, "training_curves")
 
 
+def psnr_vs_seconds(cells: list[Cell], out_dir: Path) -> list[Path]:
+    """Validation PSNR against training wall-clock seconds, one line per trained model of each method and
+    sigma: learned methods compared at equal compute (their curves come from ``curve_<kind>.csv``)."""
+    from denoise_bench.report.curves import learning_curves
+
+    names = labels(cells)
+    lines, seen_models = [], set()
+    for c in cells:
+        for kind, df in learning_curves(c.path).items():
+            part = df[["seconds", "val_psnr"]].dropna()
+            key = (kind, tuple(part["seconds"]), tuple(part["val_psnr"]))
+            if part.empty or key in seen_models:  # cells that loaded the same model show it once
+                continue
+            seen_models.add(key)
+            lines.append((f"{names[id(c)]} σ={c.sigma}" + ("" if kind == c.method else f" ({kind})"), c.method, part))
+    if not lines:
+        return []
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for label, method, part in lines:
+        ax.plot(part["seconds"], part["val_psnr"], label=label, color=_color(method), linewidth=1,
+                marker="o" if len(part) < 6 else None, ms=3)
+    ax.set_xlabel("training seconds (validation excluded)")
+    ax.set_ylabel("validation PSNR (dB)")
+    ax.set_title("learning curves at equal compute")
+    ax.legend(fontsize=6, loc="best")
+    fig.tight_layout()
+    return _save(fig, out_dir, "psnr_vs_training_seconds")
+
+
 def build_figures(cells: list[Cell], out_dir: str | Path) -> list[Path]:
     """Every figure the cells allow, under ``out_dir``; returns the files written."""
     from denoise_bench.report.figures_flow_prior import psnr_vs_lambda  # the flow_prior λ sweep
 
     out_dir = Path(out_dir)
     paths = []
-    for fn in (psnr_vs_sigma, beta_tradeoff, psnr_vs_lambda, comparisons, training_curves):
+    for fn in (psnr_vs_sigma, beta_tradeoff, psnr_vs_lambda, comparisons, training_curves, psnr_vs_seconds):
         paths += fn(cells, out_dir)
     return paths

@@ -37,7 +37,8 @@ def store_cells(sweep_dirs: list[str | Path], dest: str | Path) -> int:
                 continue  # storing a stored copy onto itself
             target.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(cell.path / "metrics.json", target / "metrics.json")
-            for small in ("per_image.csv", ".hydra/overrides.yaml"):  # the latter: the cell's full command line
+            for small in ("per_image.csv", ".hydra/overrides.yaml",  # the latter: the cell's full command line
+                          *(p.name for p in sorted(cell.path.glob("curve_*.csv")))):  # training.callbacks curves
                 if (cell.path / small).exists():
                     (target / small).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(cell.path / small, target / small)
