@@ -76,7 +76,6 @@ def test_blind_model_is_shared_by_every_test_sigma(tmp_path, monkeypatch):
 
 
 def test_prior_key_ignores_beta_and_test_sigma(tmp_path, monkeypatch):
-    pytest.importorskip("denoise_bench.methods.glow_map")
     a = artifact_key(["method=glow_map", "sigma=15", "method.beta=1"], tmp_path / "a", monkeypatch, "glow_prior")
     b = artifact_key(["method=glow_map", "sigma=50", "method.beta=8"], tmp_path / "b", monkeypatch, "glow_prior")
     assert a[0] == "glow_prior" and config_key(a[1]) == config_key(b[1])

@@ -53,7 +53,6 @@ def _sweep(tmp, name, *launcher):
 
 
 def test_basic_and_joblib_launchers_give_identical_metrics(tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     basic = _sweep(tmp_path, "basic")
     parallel = _sweep(tmp_path, "joblib", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
     assert sorted(basic) == sorted(parallel) == ["15", "25"]

@@ -12,8 +12,8 @@ import pytest
 
 from conftest import REPO, run_cli
 
-pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+import hydra_plugins.hydra_joblib_launcher  # noqa: E402,F401 - the [test] extra installs both launchers
+import hydra_plugins.hydra_submitit_launcher  # noqa: E402,F401
 
 COMMON = ["scale=smoke", "logger=none", "progress=false", "threads=1"]
 
