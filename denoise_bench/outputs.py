@@ -15,7 +15,8 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from denoise_bench.artifacts import atomic_write_bytes, atomic_write_text
+from denoise_bench.atomic import atomic_write_bytes, atomic_write_text
+from denoise_bench.tensor_images import to_uint8
 
 METRIC_KEYS = ("psnr", "ssim", "mse")
 COLOUR_METRIC_KEYS = ("psnr_y", "ssim_y")  # rows of colour images only (metrics.image_metrics)
@@ -33,8 +34,8 @@ def summarise(rows: list[dict]) -> dict:
     return out
 
 
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    a = (x.clamp(0, 1) * 255.0).round().byte().permute(1, 2, 0).numpy()
+def _to_rgb_uint8(x: torch.Tensor) -> np.ndarray:
+    a = to_uint8(x)
     return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a
 
 
@@ -44,7 +45,7 @@ def sample_grid(examples: list[dict], gap: int = 4, max_side: int = 256) -> Imag
     for ex in examples:
         row = []
         for key in ("noisy", "denoised", "clean"):
-            im = Image.fromarray(_to_uint8(ex[key]))
+            im = Image.fromarray(_to_rgb_uint8(ex[key]))
             scale = min(1.0, max_side / max(im.size))
             if scale < 1.0:
                 im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.BICUBIC)
@@ -72,7 +73,7 @@ def example_pngs(examples: list[dict]) -> dict[str, bytes]:
     for k, ex in enumerate(examples[:N_EXAMPLE_FILES]):
         safe = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in str(ex["image"]))
         for key in ("noisy", "denoised", "clean"):
-            a = (ex[key].clamp(0, 1) * 255.0).round().byte().permute(1, 2, 0).numpy()
+            a = to_uint8(ex[key])
             buf = io.BytesIO()
             Image.fromarray(a[:, :, 0] if a.shape[2] == 1 else a).save(buf, format="PNG")
             out[f"examples/{k:02d}_{safe}_{key}.png"] = buf.getvalue()

@@ -26,6 +26,7 @@ from PIL import Image
 
 from denoise_bench.errors import TrainingError
 from denoise_bench.flows import ActNorm, Glow
+from denoise_bench.tensor_images import to_uint8
 
 
 def build_glow(cfg, channels: int) -> Glow:
@@ -48,7 +49,7 @@ def image_grid(images: torch.Tensor, nrow: int | None = None, gap: int = 2) -> I
     nrow = nrow or max(1, int(math.ceil(math.sqrt(n))))
     rows = int(math.ceil(n / nrow))
     canvas = np.full((rows * (h + gap) - gap, nrow * (w + gap) - gap, 3), 255, dtype=np.uint8)
-    arr = (images.detach().cpu().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    arr = to_uint8(images)
     if c == 1:
         arr = np.repeat(arr, 3, axis=3)
     for i in range(n):
