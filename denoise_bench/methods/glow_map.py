@@ -21,17 +21,11 @@ log p(C)); images whose side is not a multiple of 2^L are reflect-padded for the
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from denoise_bench.errors import ConfigError, TrainingError
 from denoise_bench.methods.base import DenoisingMethod
-
-
-def pad_to_multiple(x: torch.Tensor, factor: int) -> torch.Tensor:
-    """Reflect-pad the bottom / right of [B,C,H,W] up to multiples of ``factor``."""
-    ph, pw = (-x.shape[-2]) % factor, (-x.shape[-1]) % factor
-    return F.pad(x, (0, pw, 0, ph), mode="reflect") if ph or pw else x
+from denoise_bench.tensor_images import pad_to_multiple
 
 
 def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0, steps: int = 500,

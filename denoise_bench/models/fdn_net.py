@@ -12,13 +12,11 @@ Denoising (eqs. 4–5): z = f(y) = [z_C, z_N] along channels of the final tensor
 """
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 
-from denoise_bench.flows import (ActNorm, DenseAffineCoupling, FlowSequence, HaarDownsampling, InvConv1x1,
-                                 Squeeze)
+from denoise_bench.flows import (ActNorm, DenseAffineCoupling, FlowSequence, HaarDownsampling, InvConv1x1, Squeeze,
+                                 gaussian_log_prob)
+from denoise_bench.tensor_images import pad_to_multiple
 
 DOWNSCALES = ("haar", "squeeze")
 
@@ -74,7 +72,7 @@ class FDNNet(FlowSequence):
         """
         z, logdet = self(y)
         d = y[0].numel()
-        log_pz = -0.5 * (z.flatten(1) ** 2).sum(1) - 0.5 * d * math.log(2 * math.pi)
+        log_pz = gaussian_log_prob(z)  # log N(z; 0, I), the flows' one Gaussian log-density
         return -(log_pz + logdet) / d, z
 
     def restore(self, z: torch.Tensor, n_clean: int) -> torch.Tensor:
@@ -86,9 +84,5 @@ class FDNNet(FlowSequence):
     def denoise(self, y: torch.Tensor, n_clean: int) -> torch.Tensor:
         """x̂ = f⁻¹([z_C, 0]) for any image size: reflect-pad to a multiple of 2^K, crop back."""
         h, w = y.shape[-2:]
-        ph, pw = (-h) % self.multiple, (-w) % self.multiple
-        if ph or pw:
-            mode = "reflect" if ph < h and pw < w else "replicate"
-            y = F.pad(y, (0, pw, 0, ph), mode=mode)
-        z, _ = self(y)
+        z, _ = self(pad_to_multiple(y, self.multiple))
         return self.restore(z, n_clean)[..., :h, :w]
