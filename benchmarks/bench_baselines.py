@@ -14,6 +14,7 @@ from tabulate import tabulate
 from timing import timed
 
 from denoise_bench.data.noise import NoiseSpec, seeded_noisy
+from denoise_bench.hparams import method_config
 from denoise_bench.methods.bm3d import BM3D
 from denoise_bench.methods.dncnn import DnCNN
 
@@ -37,7 +38,7 @@ def main() -> None:
     rows = []
     base = None
     for workers in (1, 2):
-        method = BM3D({"workers": workers})
+        method = BM3D(method_config("bm3d", {"run": {"workers": workers}}))
         method.denoise(noisy[:1], sigma[:1])  # warm the pool / imports
         if method._pool is None and workers > 1:
             method.pool()
@@ -46,7 +47,7 @@ def main() -> None:
         ips = args.images / secs
         base = base or ips
         rows.append([f"bm3d, {workers} worker process(es)", f"{ips:.3f}", f"{ips / base:.2f}x"])
-    dncnn = DnCNN({"depth": 17, "features": 64}, image_channels=1).eval()
+    dncnn = DnCNN(method_config("dncnn", {"depth": 17, "features": 64}), image_channels=1).eval()
     with torch.inference_mode():
         dncnn.denoise(noisy[:1], None)
         for batch in (1, args.images):

@@ -38,12 +38,14 @@ def peak_rss_mib() -> float:
 
 
 def build(method: str, config: str, channels: int, device):
+    from denoise_bench.hparams import method_config
     from denoise_bench.methods.dncnn import DnCNN
     from denoise_bench.methods.fdn import FDN
 
     torch.manual_seed(0)
     fdn_cfg, dncnn_cfg = CONFIGS[config]
-    m = FDN(fdn_cfg, channels) if method == "fdn" else DnCNN(dncnn_cfg, channels)
+    m = (FDN(method_config("fdn", fdn_cfg), channels) if method == "fdn"
+         else DnCNN(method_config("dncnn", dncnn_cfg), channels))
     m.log = lambda *a, **k: None  # training_step outside a Trainer
     return m.to(device)
 

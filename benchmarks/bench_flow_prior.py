@@ -16,6 +16,7 @@ from tabulate import tabulate
 from timing import timed
 
 from denoise_bench.flows import Glow
+from denoise_bench.hparams import method_config
 from denoise_bench.methods.flow_prior import FlowPriorDenoiser
 
 
@@ -44,7 +45,8 @@ def main() -> None:
     glow = Glow(args.channels, args.levels, args.steps, args.glow_hidden, n_bits=8)
     glow.log_prob(torch.rand(args.batch, args.channels, args.crop, args.crop))  # ActNorm init
     glow.eval().requires_grad_(False)
-    method = FlowPriorDenoiser({"resnet": {"blocks": args.blocks, "hidden": args.hidden}}, args.channels).to(dev)
+    method = FlowPriorDenoiser(method_config("flow_prior", {"resnet": {"blocks": args.blocks, "hidden": args.hidden}}),
+                               args.channels).to(dev)
     method.use_prior(glow.to(dev), args.crop)
     opt = torch.optim.Adam(method.net.parameters(), lr=1e-4)
     noisy = (torch.rand(args.batch, args.channels, args.crop, args.crop) + 0.1 * torch.randn(

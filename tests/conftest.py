@@ -73,3 +73,27 @@ def shared_data(*parts: str) -> Path:
     if not p.exists():
         pytest.skip(f"{p} is not available on this machine")
     return p
+
+
+def method_cfg(name: str, overrides: dict | None = None, scale: str = "smoke"):
+    """``cfg.method`` of ``method=<name> scale=<scale>`` as the command line composes it, with
+    ``overrides`` merged in: tests build methods from the same defaults as the benchmark."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.merge(_composed(name, scale).method, overrides or {})
+
+
+def prior_cfg(overrides: dict | None = None, scale: str = "smoke"):
+    """``cfg.prior`` (the Glow prior) at ``scale``, with ``overrides`` merged in."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.merge(_composed("glow_map", scale).prior, overrides or {})
+
+
+_COMPOSED: dict = {}
+
+
+def _composed(method: str, scale: str):
+    if (method, scale) not in _COMPOSED:
+        _COMPOSED[method, scale] = compose([f"method={method}", f"scale={scale}"])
+    return _COMPOSED[method, scale]

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import shared_data
+from conftest import method_cfg, shared_data
 from denoise_bench.data.noise import NoiseSpec, seeded_noisy
 from denoise_bench.errors import ConfigError
 from denoise_bench.methods import method_class
@@ -39,7 +39,7 @@ def test_unknown_method_name_is_a_config_error():
 @pytest.mark.parametrize("channels", [1, 3])
 def test_bm3d_denoises_gray_and_colour(channels):
     clean, noisy, sigma = noisy_batch(channels)
-    out = BM3D({"workers": 1}, image_channels=channels).denoise(noisy, sigma)
+    out = BM3D(method_cfg("bm3d", {"run": {"workers": 1}}), image_channels=channels).denoise(noisy, sigma)
     assert out.shape == noisy.shape
     gain = image_metrics(out, clean)["psnr"] - image_metrics(noisy, clean)["psnr"]
     assert torch.all(gain > 6), gain
@@ -49,23 +49,23 @@ def test_bm3d_worker_processes_give_the_serial_result_bit_for_bit():
     """Each image runs single-threaded in the library, so neither the worker count nor the batching
     changes a result (the library's own threads add in a varying order)."""
     clean, noisy, sigma = noisy_batch(n=3)
-    serial = BM3D({"workers": 1}).denoise(noisy, sigma)
-    method = BM3D({"workers": 2})
+    serial = BM3D(method_cfg("bm3d", {"run": {"workers": 1}})).denoise(noisy, sigma)
+    method = BM3D(method_cfg("bm3d", {"run": {"workers": 2}}))
     parallel = method.denoise(noisy, sigma)
     method.on_test_end()
-    alone = BM3D({"workers": 2}).denoise(noisy[1:2], sigma[1:2])
+    alone = BM3D(method_cfg("bm3d", {"run": {"workers": 2}})).denoise(noisy[1:2], sigma[1:2])
     assert torch.equal(serial, parallel)
     assert torch.equal(alone, serial[1:2])
 
 
 def test_bm3d_unknown_profile_is_a_config_error():
     with pytest.raises(ConfigError, match="method.profile='fast'"):
-        BM3D({"profile": "fast"})
+        BM3D(method_cfg("bm3d", {"profile": "fast"}))
 
 
 def test_bm3d_estimates_the_level_for_real_noise():
     clean, noisy, _ = noisy_batch()
-    out = BM3D({"workers": 1}).denoise(noisy, torch.full((2,), float("nan")))
+    out = BM3D(method_cfg("bm3d", {"run": {"workers": 1}})).denoise(noisy, torch.full((2,), float("nan")))
     assert torch.all(image_metrics(out, clean)["psnr"] > image_metrics(noisy, clean)["psnr"] + 5)
 
 
@@ -81,7 +81,7 @@ def test_dncnn_loads_state_dicts_with_or_without_the_module_prefix(tmp_path, pre
     src = DnCNNNet(1, 5, 16)
     path = tmp_path / "w.pth"
     torch.save({prefix + k: v for k, v in src.state_dict().items()}, path)
-    method = DnCNN({"weights": str(path), "depth": 17, "features": 64}, image_channels=1)  # shape read off the file
+    method = DnCNN(method_cfg("dncnn", {"weights": str(path), "depth": 17, "features": 64}), image_channels=1)  # shape read off the file
     x = torch.rand(1, 1, 16, 16)
     src.eval(), method.eval()
     assert torch.allclose(method.denoise(x, None), x - src(x))
@@ -91,12 +91,12 @@ def test_dncnn_refuses_weights_that_do_not_fit(tmp_path):
     path = tmp_path / "w.pth"
     torch.save({"dncnn.0.weight": torch.zeros(8, 3, 3, 3)}, path)
     with pytest.raises(ConfigError, match="3-channel"):
-        DnCNN({"weights": str(path)}, image_channels=1)
+        DnCNN(method_cfg("dncnn", {"weights": str(path)}), image_channels=1)
     torch.save({"something.else": torch.zeros(3)}, path)
     with pytest.raises(ConfigError, match="not a DnCNN"):
-        DnCNN({"weights": str(path)}, image_channels=1)
+        DnCNN(method_cfg("dncnn", {"weights": str(path)}), image_channels=1)
     with pytest.raises(ConfigError, match="not found"):
-        DnCNN({"weights": str(tmp_path / "missing.pth")}, image_channels=1)
+        DnCNN(method_cfg("dncnn", {"weights": str(tmp_path / "missing.pth")}), image_channels=1)
 
 
 def test_published_dncnn_s25_denoises_a_set12_image():
@@ -106,7 +106,7 @@ def test_published_dncnn_s25_denoises_a_set12_image():
     img = read_image(ImageRef(str(shared_data("Set12", "01.png"))), 1)
     clean = torch.from_numpy(img.transpose(2, 0, 1))[None, :, :128, :128].contiguous()
     noisy = seeded_noisy(clean[0], "Set12/01", NoiseSpec(25.0))[0][None]
-    method = DnCNN({"weights": str(weights)}, image_channels=1).eval()
+    method = DnCNN(method_cfg("dncnn", {"weights": str(weights)}), image_channels=1).eval()
     with torch.no_grad():
         gain = image_metrics(method.denoise(noisy, None), clean)["psnr"] - image_metrics(noisy, clean)["psnr"]
     assert gain.item() > 7.0
@@ -114,7 +114,7 @@ def test_published_dncnn_s25_denoises_a_set12_image():
 
 def test_dncnn_training_step_lowers_the_loss():
     torch.manual_seed(0)
-    method = DnCNN({"depth": 4, "features": 16, "lr": 1e-3}, image_channels=1)
+    method = DnCNN(method_cfg("dncnn", {"depth": 4, "features": 16, "lr": 1e-3}), image_channels=1)
     clean = torch.stack([smooth_image(seed=i)[:, :24, :24] for i in range(8)])
     opt = torch.optim.Adam(method.parameters(), lr=1e-3)
     losses = []

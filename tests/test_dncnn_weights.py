@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import shared_data
+from conftest import method_cfg, shared_data
 from denoise_bench.errors import ConfigError
 from denoise_bench.methods.dncnn import DnCNN
 from denoise_bench.weights import read_state_dict, sha256_file
@@ -80,7 +80,7 @@ def reference_denoise(state: dict, x: torch.Tensor) -> torch.Tensor:
 def load(tmp_path, obj, channels=1, **cfg):
     path = tmp_path / "w.pth"
     torch.save(obj, path)
-    return DnCNN({"weights": str(path), "depth": 17, "features": 64, **cfg}, image_channels=channels).eval()
+    return DnCNN(method_cfg("dncnn", {"weights": str(path), "depth": 17, "features": 64, **cfg}), image_channels=channels).eval()
 
 
 def n_convs(method):
@@ -123,7 +123,7 @@ def test_our_layout_loads_however_it_was_saved(tmp_path, wrap):
 
 def test_both_end_biases_of_a_trained_bias_model_load(tmp_path):
     """``method.bias=true`` trains biases on both end convs; its artifact must load back."""
-    trained = DnCNN({"depth": DEPTH, "features": FEAT, "bias": True}, image_channels=1)
+    trained = DnCNN(method_cfg("dncnn", {"depth": DEPTH, "features": FEAT, "bias": True}), image_channels=1)
     convs = [m for m in trained.net.modules() if isinstance(m, nn.Conv2d)]
     assert [c.bias is not None for c in convs] == [True, False, False, True]
     with torch.no_grad():
@@ -140,7 +140,7 @@ def test_both_end_biases_of_a_trained_bias_model_load(tmp_path):
                                          ("DnCNN-B.pth", 20)])
 def test_the_shared_published_files_load(name, depth):
     path = shared_data("weights", "dncnn", name)
-    method = DnCNN({"weights": str(path)}, image_channels=1).eval()
+    method = DnCNN(method_cfg("dncnn", {"weights": str(path)}), image_channels=1).eval()
     assert n_convs(method) == depth
     assert method.weights_sha256 == sha256_file(path)
     x = torch.rand(1, 1, 16, 16)
@@ -199,7 +199,7 @@ def test_sha256_of_a_file():
 def _trained_flow_prior(**resnet):
     from denoise_bench.methods.flow_prior import FlowPriorDenoiser
 
-    method = FlowPriorDenoiser({"resnet": {"blocks": 2, "hidden": 4, **resnet}}, image_channels=1)
+    method = FlowPriorDenoiser(method_cfg("flow_prior", {"resnet": {"blocks": 2, "hidden": 4, **resnet}}), image_channels=1)
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for p in method.net.parameters():
@@ -213,11 +213,11 @@ def test_flow_prior_loads_its_resnet_from_method_weights(tmp_path):
     src = _trained_flow_prior().eval()
     (tmp_path / "model.pt").write_bytes(b"")
     torch.save(src.state_dict(), tmp_path / "model.pt")
-    cfg = {"weights": str(tmp_path / "model.pt"), "resnet": {"blocks": 2, "hidden": 4}}
+    cfg = method_cfg("flow_prior", {"weights": str(tmp_path / "model.pt"), "resnet": {"blocks": 2, "hidden": 4}})
     method = FlowPriorDenoiser(cfg, image_channels=1).eval()
     method.prepare(None)  # with weights there is no prior to load or train
     x = torch.rand(1, 1, 12, 12)
-    untrained = FlowPriorDenoiser({"resnet": {"blocks": 2, "hidden": 4}}, image_channels=1).eval()
+    untrained = FlowPriorDenoiser(method_cfg("flow_prior", {"resnet": {"blocks": 2, "hidden": 4}}), image_channels=1).eval()
     with torch.no_grad():
         torch.testing.assert_close(method.denoise(x, None), src.denoise(x, None))
         assert not torch.allclose(untrained.denoise(x, None), src.denoise(x, None), atol=1e-3)
@@ -228,12 +228,12 @@ def test_flow_prior_refuses_weights_of_another_resnet(tmp_path):
 
     torch.save(_trained_flow_prior().state_dict(), tmp_path / "model.pt")
     with pytest.raises(ConfigError, match="does not fit this flow_prior ResNet"):
-        FlowPriorDenoiser({"weights": str(tmp_path / "model.pt"), "resnet": {"blocks": 3, "hidden": 4}})
+        FlowPriorDenoiser(method_cfg("flow_prior", {"weights": str(tmp_path / "model.pt"), "resnet": {"blocks": 3, "hidden": 4}}))
     # same shapes, another input map: only the artifact's meta.json can tell
     (tmp_path / "meta.json").write_text(json.dumps(
         {"config": {"method": {"name": "flow_prior", "resnet": {"blocks": 2, "hidden": 4, "input": "identity"}}}}))
     with pytest.raises(ConfigError, match=r"another config \(input=identity \(ours logit\)\)"):
-        FlowPriorDenoiser({"weights": str(tmp_path / "model.pt"), "resnet": {"blocks": 2, "hidden": 4}})
+        FlowPriorDenoiser(method_cfg("flow_prior", {"weights": str(tmp_path / "model.pt"), "resnet": {"blocks": 2, "hidden": 4}}))
 
 
 def test_fdn_loads_its_artifact_through_the_reader(tmp_path):
@@ -241,11 +241,11 @@ def test_fdn_loads_its_artifact_through_the_reader(tmp_path):
 
     cfg = {"flow_blocks": 1, "sof_blocks": 1, "growth": 4}
     torch.manual_seed(0)
-    src = FDN(cfg, image_channels=1).eval()
+    src = FDN(method_cfg("fdn", cfg), image_channels=1).eval()
     torch.save({"state_dict": src.state_dict()}, tmp_path / "last.ckpt")  # a Lightning checkpoint
-    method = FDN({**cfg, "weights": str(tmp_path / "last.ckpt")}, image_channels=1).eval()
+    method = FDN(method_cfg("fdn", {**cfg, "weights": str(tmp_path / "last.ckpt")}), image_channels=1).eval()
     x = torch.rand(1, 1, 8, 8)
     with torch.no_grad():
         torch.testing.assert_close(method.denoise(x, None), src.denoise(x, None))
     with pytest.raises(ConfigError, match=r"not found \(method.weights\)"):
-        FDN({**cfg, "weights": str(tmp_path / "none.pt")}, image_channels=1)
+        FDN(method_cfg("fdn", {**cfg, "weights": str(tmp_path / "none.pt")}), image_channels=1)

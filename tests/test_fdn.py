@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torch.autograd.functional import jacobian
 
-from conftest import REPO, compose, run_cli, write_images
+from conftest import REPO, compose, method_cfg, run_cli, write_images
 from denoise_bench.errors import ConfigError, TrainingError
 from denoise_bench.flows import ActNorm, HaarDownsampling, Squeeze
 from denoise_bench.methods.fdn import FDN
@@ -72,17 +72,17 @@ def test_paper_configuration_through_the_method_has_4_38m_parameters():
 
 
 def test_squeeze_downscale_option_builds_squeeze_layers():
-    method = FDN({**PAPER, "sof_blocks": 1, "growth": 4, "downscale": "squeeze"}, image_channels=3)
+    method = FDN(method_cfg("fdn", {**PAPER, "sof_blocks": 1, "growth": 4, "downscale": "squeeze"}), image_channels=3)
     assert sum(isinstance(m, Squeeze) for m in method.modules()) == 2
     assert not any(isinstance(m, HaarDownsampling) for m in method.modules())
     with pytest.raises(ConfigError, match="downscale"):
-        FDN({"downscale": "pool"}, image_channels=3)
+        FDN(method_cfg("fdn", {"downscale": "pool"}), image_channels=3)
 
 
 # -- denoising rule: x̂ = f⁻¹([z_C, 0]) --------------------------------------------------------------
 @pytest.mark.parametrize("ratio,n_clean", [(1 / 8, 6), (1 / 4, 12), (1 / 2, 24), (3 / 4, 36), (7 / 8, 42)])
 def test_zc_ratio_sets_the_clean_latent_and_denoising_zeroes_the_rest(ratio, n_clean):
-    method = FDN({"flow_blocks": 2, "sof_blocks": 1, "growth": 4, "zc_ratio": ratio}, image_channels=3)
+    method = FDN(method_cfg("fdn", {"flow_blocks": 2, "sof_blocks": 1, "growth": 4, "zc_ratio": ratio}), image_channels=3)
     assert method.n_clean == n_clean
     method.net = tiny_net(sof_blocks=1)
     y = torch.rand(2, 3, 8, 8, dtype=torch.float64)
@@ -100,18 +100,18 @@ def test_zc_ratio_must_give_whole_channels():
         with pytest.raises(ValueError, match="zc_ratio"):
             clean_channel_count(channels, ratio)
     with pytest.raises(ConfigError, match="zc_ratio=0.125 of 12"):
-        FDN({"flow_blocks": 1, "sof_blocks": 1, "growth": 4, "zc_ratio": 0.125}, image_channels=3)
+        FDN(method_cfg("fdn", {"flow_blocks": 1, "sof_blocks": 1, "growth": 4, "zc_ratio": 0.125}), image_channels=3)
 
 
 def test_denoise_keeps_shape_for_sizes_that_are_not_multiples_of_four():
-    method = FDN({"flow_blocks": 2, "sof_blocks": 1, "growth": 4}, image_channels=3)
+    method = FDN(method_cfg("fdn", {"flow_blocks": 2, "sof_blocks": 1, "growth": 4}), image_channels=3)
     noisy = torch.rand(2, 3, 30, 37)
     out = method.denoise(noisy, torch.full((2,), 25.0))
     assert out.shape == noisy.shape and out.dtype == noisy.dtype
     assert torch.isfinite(out).all()
     # at init (identity couplings) the output stays in the range of an image
     assert -1.0 < out.min() and out.max() < 2.0
-    gray = FDN({"flow_blocks": 2, "sof_blocks": 1, "growth": 4}, image_channels=1)
+    gray = FDN(method_cfg("fdn", {"flow_blocks": 2, "sof_blocks": 1, "growth": 4}), image_channels=1)
     assert gray.net.out_channels == 16 and gray.n_clean == 12
     assert gray.denoise(torch.rand(1, 1, 9, 9), torch.tensor([15.0])).shape == (1, 1, 9, 9)
 
@@ -128,8 +128,8 @@ def smooth_batch(n=8, size=16, seed=0):
 
 def train_tiny(lambda_dis, lambda_rec, steps=30):
     torch.manual_seed(0)
-    method = FDN({"flow_blocks": 2, "sof_blocks": 1, "growth": 8, "lr": 1e-3, "lambda_dis": lambda_dis,
-                  "lambda_rec": lambda_rec}, image_channels=3)
+    method = FDN(method_cfg("fdn", {"flow_blocks": 2, "sof_blocks": 1, "growth": 8, "lr": 1e-3, "lambda_dis": lambda_dis,
+                  "lambda_rec": lambda_rec}), image_channels=3)
     opt = method.configure_optimizers()["optimizer"]
     clean, noisy = smooth_batch(n=4)
     history = []
@@ -154,7 +154,7 @@ def test_l_dis_alone_learns_the_density_of_the_noisy_images():
 
 
 def test_loss_weights_follow_eq_12():
-    method = FDN({"flow_blocks": 1, "sof_blocks": 1, "growth": 4, "lambda_dis": 0.3, "lambda_rec": 2.0},
+    method = FDN(method_cfg("fdn", {"flow_blocks": 1, "sof_blocks": 1, "growth": 4, "lambda_dis": 0.3, "lambda_rec": 2.0}),
                  image_channels=3)
     clean, noisy = smooth_batch(n=2, size=8)
     p = method.losses(noisy, clean)
@@ -164,7 +164,7 @@ def test_loss_weights_follow_eq_12():
 
 
 def test_a_nan_loss_stops_training_with_a_clear_error():
-    method = FDN({"flow_blocks": 1, "sof_blocks": 1, "growth": 4}, image_channels=3)
+    method = FDN(method_cfg("fdn", {"flow_blocks": 1, "sof_blocks": 1, "growth": 4}), image_channels=3)
     clean, noisy = smooth_batch(n=2, size=8)
     noisy[0, 0, 0, 0] = float("nan")
     with pytest.raises(TrainingError, match="fdn: loss became nan"):
@@ -172,7 +172,7 @@ def test_a_nan_loss_stops_training_with_a_clear_error():
 
 
 def test_grad_clip_bounds_the_gradient_norm():
-    method = FDN({"flow_blocks": 1, "sof_blocks": 1, "growth": 4, "grad_clip": 1e-3}, image_channels=3)
+    method = FDN(method_cfg("fdn", {"flow_blocks": 1, "sof_blocks": 1, "growth": 4, "grad_clip": 1e-3}), image_channels=3)
     opt = method.configure_optimizers()["optimizer"]
     clean, noisy = smooth_batch(n=2, size=8)
     method.losses(noisy, clean)["loss"].backward()
@@ -182,7 +182,7 @@ def test_grad_clip_bounds_the_gradient_norm():
 
 
 def test_lr_is_halved_every_lr_halve_every_steps():
-    method = FDN({"flow_blocks": 1, "sof_blocks": 1, "growth": 4, "lr": 2e-4, "lr_halve_every": 3},
+    method = FDN(method_cfg("fdn", {"flow_blocks": 1, "sof_blocks": 1, "growth": 4, "lr": 2e-4, "lr_halve_every": 3}),
                  image_channels=3)
     conf = method.configure_optimizers()
     opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
@@ -203,12 +203,12 @@ def test_gflops_per_256_image_match_the_papers_table_v():
     from denoise_bench.methods.bm3d import BM3D
     from denoise_bench.methods.dncnn import DnCNN
 
-    fdn = FDN(dict(PAPER), image_channels=3)
+    fdn = FDN(method_cfg("fdn", dict(PAPER)), image_channels=3)
     g = denoise_gflops(fdn, 3)
     assert g / 2 == pytest.approx(76.80, rel=0.01)
     assert denoise_gflops(fdn, 3, count_at=32) == pytest.approx(g, rel=1e-9)  # FLOPs ∝ pixels
-    assert denoise_gflops(DnCNN({"depth": 17, "features": 64}, 3), 3) == pytest.approx(73.32, rel=0.01)
-    assert denoise_gflops(BM3D({}, 3), 3) is None
+    assert denoise_gflops(DnCNN(method_cfg("dncnn", {"depth": 17, "features": 64}), 3), 3) == pytest.approx(73.32, rel=0.01)
+    assert denoise_gflops(BM3D(method_cfg("bm3d", {}), 3), 3) is None
 
 
 # -- through the runner ---------------------------------------------------------------------------------

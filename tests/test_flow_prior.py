@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from conftest import compose
+from conftest import compose, method_cfg
 from denoise_bench.blur import GaussianBlur, gaussian_kernel
 from denoise_bench.data.sources import list_items, take_part
 from denoise_bench.errors import ConfigError, TrainingError
@@ -60,11 +60,11 @@ def test_blurred_white_noise_has_variance_sigma2_times_b2():
 
 def test_lambda_is_c_times_2_sigma2_b2():
     assert float(map_lambda(25.0, 0.08, 0.5)) == pytest.approx(0.5 * 2 * (25 / 255) ** 2 * 0.08)
-    method = FlowPriorDenoiser({"blur_size": 5, "blur_sigma": 1.0, "lambda_mult": 2.0, "resnet": {"blocks": 1}})
+    method = FlowPriorDenoiser(method_cfg("flow_prior", {"blur_size": 5, "blur_sigma": 1.0, "lambda_mult": 2.0, "resnet": {"blocks": 1}}))
     sigma = torch.tensor([15.0, 50.0])  # per image (blind training draws one sigma per image)
     expected = 2.0 * 2 * (sigma / 255) ** 2 * float((gaussian_kernel(5, 1.0) ** 2).sum())
     assert torch.allclose(method.lam(sigma), expected.float())
-    plain = FlowPriorDenoiser({"blur": False, "resnet": {"blocks": 1}})
+    plain = FlowPriorDenoiser(method_cfg("flow_prior", {"blur": False, "resnet": {"blocks": 1}}))
     assert float(plain.lam(torch.tensor([25.0]))) == pytest.approx(2 * (25 / 255) ** 2)
     with pytest.raises(ConfigError):  # real noise: no sigma, no λ
         plain.lam(torch.tensor([float("nan")]))
@@ -96,7 +96,7 @@ def test_tiles_cover_every_pixel_at_the_prior_resolution():
 
 
 def test_gradient_reaches_the_resnet_never_the_frozen_prior():
-    method = FlowPriorDenoiser({"resnet": {"blocks": 2, "hidden": 4}}, image_channels=1)
+    method = FlowPriorDenoiser(method_cfg("flow_prior", {"resnet": {"blocks": 2, "hidden": 4}}), image_channels=1)
     prior = tiny_prior()
     method.use_prior(prior, 8)
     noisy = torch.rand(3, 1, 16, 16)
@@ -114,7 +114,7 @@ def test_gradient_reaches_the_resnet_never_the_frozen_prior():
 
 
 def test_training_step_refuses_a_batch_with_clean_images():
-    method = FlowPriorDenoiser({"resnet": {"blocks": 1}}, image_channels=1)
+    method = FlowPriorDenoiser(method_cfg("flow_prior", {"resnet": {"blocks": 1}}), image_channels=1)
     method.use_prior(tiny_prior(), 8)
     batch = {"noisy": torch.rand(2, 1, 8, 8), "sigma": torch.full((2,), 25.0), "clean": torch.rand(2, 1, 8, 8)}
     with pytest.raises(TrainingError, match="unpaired"):
@@ -122,13 +122,13 @@ def test_training_step_refuses_a_batch_with_clean_images():
 
 
 def test_the_artifact_key_names_the_prior_and_training_keys():
-    a = FlowPriorDenoiser({"lambda_mult": 1.0, "resnet": {"blocks": 1}})
+    a = FlowPriorDenoiser(method_cfg("flow_prior", {"lambda_mult": 1.0, "resnet": {"blocks": 1}}))
     with pytest.raises(TrainingError):  # before prepare(): no prior, no key
         a.artifact_config()
     a.use_prior(tiny_prior(), 8, store_key="abc")
     key = a.artifact_config()
     assert key["prior"]["key"] == "abc" and len(key["prior"]["weights_sha256"]) == 16
-    b = FlowPriorDenoiser({"lambda_mult": 2.0, "resnet": {"blocks": 1}})
+    b = FlowPriorDenoiser(method_cfg("flow_prior", {"lambda_mult": 2.0, "resnet": {"blocks": 1}}))
     b.use_prior(tiny_prior(), 8, store_key="abc")
     assert b.artifact_config() != key and {**b.artifact_config(), "lambda_mult": 1.0} == key
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import compose, run_cli, shared_data
+from conftest import compose, method_cfg, prior_cfg, run_cli, shared_data
 from denoise_bench.run.cell import run_cell
 from denoise_bench.errors import ConfigError
 from denoise_bench.methods.glow_map import GlowMAP, beta_map
@@ -33,7 +33,7 @@ class FlatFaces(torch.utils.data.Dataset):
 @pytest.fixture(scope="module")
 def flat_prior():
     torch.manual_seed(0)
-    module = GlowPrior({"levels": 2, "steps": 2, "hidden": 16, "lr": 5e-3, "warmup_steps": 10}, channels=1)
+    module = GlowPrior(prior_cfg({"levels": 2, "steps": 2, "hidden": 16, "lr": 5e-3, "warmup_steps": 10}), channels=1)
     trainer = L.Trainer(max_steps=150, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, accelerator="cpu", gradient_clip_val=1.0)
     trainer.fit(module, DataLoader(FlatFaces(150 * 16), batch_size=16))
@@ -86,12 +86,12 @@ def test_odd_sizes_are_padded_for_the_prior_and_cropped_back(flat_prior):
 
 
 def test_glow_map_needs_a_known_noise_level(flat_prior):
-    method = GlowMAP({"beta": 1.0, "map_steps": 1}, image_channels=1)
+    method = GlowMAP(method_cfg("glow_map", {"beta": 1.0, "map_steps": 1}), image_channels=1)
     method.set_prior(flat_prior)
     with pytest.raises(ConfigError, match="sigma=real"):
         method.denoise(torch.rand(1, 1, 8, 8), torch.tensor([float("nan")]))
     with pytest.raises(ConfigError, match="models 1-channel images, the test images have 3"):
-        GlowMAP({}, image_channels=3).set_prior(flat_prior)
+        GlowMAP(method_cfg("glow_map", {}), image_channels=3).set_prior(flat_prior)
 
 
 def test_beta_and_map_settings_are_evaluation_only(tmp_path):

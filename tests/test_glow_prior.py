@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import compose, shared_data
+from conftest import compose, prior_cfg, shared_data
 from denoise_bench.training import TrainingContext as RunContext
 from denoise_bench.errors import ConfigError, TrainingError
 from denoise_bench.priors import GlowPrior, build_glow, load_or_train_prior, prior_data_config, prior_key
@@ -128,7 +128,7 @@ class NaNAt(torch.utils.data.Dataset):
 
 
 def test_nan_stops_training_with_the_step_and_keeps_the_last_good_weights(tmp_path):
-    module = GlowPrior({"levels": 1, "steps": 1, "hidden": 8, "lr": 1e-3}, channels=1, image_size=8)
+    module = GlowPrior(prior_cfg({"levels": 1, "steps": 1, "hidden": 8, "lr": 1e-3}), channels=1, image_size=8)
     module.failure_dir = tmp_path
     trainer = L.Trainer(max_steps=6, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, accelerator="cpu")

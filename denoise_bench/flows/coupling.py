@@ -86,14 +86,25 @@ class DenseBlock(nn.Module):
 
     Five 3×3 convs; conv k sees concat(input, out_1, …, out_{k−1});
     LeakyReLU(0.2) after the first four. The last conv is zero-initialised so
-    the coupling starts as the identity.
+    the coupling starts as the identity. ``init="xavier0.1"`` initialises the first four as InvDN
+    does (Xavier-normal weights scaled by 0.1, zero biases): small activations through the dense
+    concatenations; ``"default"`` keeps PyTorch's (Kaiming-uniform) initialisation.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, growth: int = 32):
+    INITS = ("xavier0.1", "default")
+
+    def __init__(self, in_channels: int, out_channels: int, growth: int = 32, init: str = "xavier0.1"):
         super().__init__()
+        if init not in self.INITS:
+            raise ValueError(f"init={init!r}: choose one of {self.INITS}")
         self.convs = nn.ModuleList(
             nn.Conv2d(in_channels + k * growth, growth, 3, padding=1) for k in range(4)
         )
+        if init == "xavier0.1":
+            for conv in self.convs:
+                nn.init.xavier_normal_(conv.weight)
+                conv.weight.data.mul_(0.1)
+                nn.init.zeros_(conv.bias)
         self.last = nn.Conv2d(in_channels + 4 * growth, out_channels, 3, padding=1)
         nn.init.zeros_(self.last.weight)
         nn.init.zeros_(self.last.bias)
@@ -114,10 +125,12 @@ class DenseAffineCoupling(InvertibleLayer):
         y2 = x2 · exp(s) + g3(y1)
         log|det J| = Σ s
 
-    With split_len = 3 on Haar outputs, x1 is the RGB low-pass image.
+    x1 is the first ``split_len`` channels of what the preceding invertible 1×1 convolution outputs:
+    a learned mixture of all channels, not a fixed frequency band.
     """
 
-    def __init__(self, channels: int, split_len: int = 3, clamp: float = 1.0, growth: int = 32):
+    def __init__(self, channels: int, split_len: int = 3, clamp: float = 1.0, growth: int = 32,
+                 init: str = "xavier0.1"):
         super().__init__()
         if not 0 < split_len < channels:
             raise ValueError(f"split_len must be in (0, {channels}), got {split_len}")
@@ -125,9 +138,9 @@ class DenseAffineCoupling(InvertibleLayer):
         self.split_len = split_len
         self.clamp = clamp
         rest = channels - split_len
-        self.g1 = DenseBlock(rest, split_len, growth)
-        self.g2 = DenseBlock(split_len, rest, growth)
-        self.g3 = DenseBlock(split_len, rest, growth)
+        self.g1 = DenseBlock(rest, split_len, growth, init)
+        self.g2 = DenseBlock(split_len, rest, growth, init)
+        self.g3 = DenseBlock(split_len, rest, growth, init)
 
     def _log_scale(self, y1):
         return self.clamp * (2.0 * torch.sigmoid(self.g2(y1)) - 1.0)

@@ -16,7 +16,8 @@ InvDN's scaling (LL = block mean, log-det = −D·log 2).
 The transform is a grouped stride-2 conv with a fixed, non-trainable weight
 buffer of shape (4C, 1, 2, 2). Output channels are band-major: channels
 [0, C) are the LL band of input channels 0..C−1, then the three detail bands,
-so "the first C channels" of the output are the low-pass image.
+so "the first C channels" of the Haar output are the low-pass image (FDN's invertible 1×1 convolution
+then mixes all channels before each coupling).
 """
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 
 from denoise_bench.errors import ConfigError
 from denoise_bench.methods.base import DenoisingMethod
+from denoise_bench.hparams import hp
 
 
 def _single_thread() -> None:
@@ -72,11 +73,12 @@ def bm3d_one(image: np.ndarray, sigma255: float, profile: str = "np") -> np.ndar
 
 class BM3D(DenoisingMethod):
     name = "bm3d"
+    order = 10  # place in tables and figures (methods/__init__.py)
 
     def __init__(self, cfg=None, image_channels: int = 1):
         super().__init__(cfg, image_channels)
         self.workers = int(OmegaConf.select(self.cfg, "run.workers", default=None) or os.cpu_count() or 1)
-        self.profile = str(self.cfg.get("profile", "np"))
+        self.profile = str(hp(self.cfg, "profile"))
         single_threaded_profile(self.profile)  # an unknown name fails here, before any image
         self._pool: ProcessPoolExecutor | None = None
         self.show_progress = False  # per-image bar (a batch of 16 images takes about a minute here)

@@ -26,6 +26,7 @@ from torch import nn
 from denoise_bench.errors import ConfigError
 from denoise_bench.methods.base import DenoisingMethod
 from denoise_bench.weights import read_state_dict, sha256_file
+from denoise_bench.hparams import hp
 
 LAYOUTS = ("ours/SaoYan's 'dncnn.<i>.*' with BN, cszn's PyTorch port 'dncnn.<i>.*' with BN and a first-conv "
            "bias, or KAIR's model zoo 'model.<i>.*' with BN merged into the conv biases")
@@ -115,6 +116,7 @@ def load_weights(path, image_channels: int) -> DnCNNNet:
 
 class DnCNN(DenoisingMethod):
     name = "dncnn"
+    order = 20  # place in tables and figures (methods/__init__.py)
     trainable = True
     loads_weights = True
 
@@ -126,8 +128,8 @@ class DnCNN(DenoisingMethod):
             self.net = load_weights(c.weights, image_channels)
             self.weights_sha256 = sha256_file(c.weights)
         else:
-            bias = bool(c.get("bias", False))
-            self.net = DnCNNNet(image_channels, int(c.get("depth", 17)), int(c.get("features", 64)),
+            bias = bool(hp(c, "bias"))
+            self.net = DnCNNNet(image_channels, int(hp(c, "depth")), int(hp(c, "features")),
                                 bias_first=bias, bias_last=bias)
 
     def denoise(self, noisy, sigma):
@@ -144,9 +146,9 @@ class DnCNN(DenoisingMethod):
 
     def configure_optimizers(self):
         c = self.cfg
-        opt = torch.optim.Adam(self.parameters(), lr=float(c.get("lr", 1e-3)))
+        opt = torch.optim.Adam(self.parameters(), lr=float(hp(c, "lr")))
         steps = int(self.trainer.max_steps) if self.trainer and self.trainer.max_steps > 0 else 1
         # lr 1e-3, then 1e-4 for the last part of training (paper: epoch 30 of 50)
-        drop_at = max(1, int(steps * float(c.get("lr_drop_at", 0.6))))
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[drop_at], gamma=float(c.get("lr_drop", 0.1)))
+        drop_at = max(1, int(steps * float(hp(c, "lr_drop_at"))))
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[drop_at], gamma=float(hp(c, "lr_drop")))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -21,10 +21,12 @@ import torch
 from denoise_bench.errors import ConfigError
 from denoise_bench.methods.base import DenoisingMethod
 from denoise_bench.models.fdn_net import FDNNet, clean_channel_count
+from denoise_bench.hparams import hp
 
 
 class FDN(DenoisingMethod):
     name = "fdn"
+    order = 40  # place in tables and figures (methods/__init__.py)
     trainable = True
     loads_weights = True
 
@@ -32,15 +34,16 @@ class FDN(DenoisingMethod):
         super().__init__(cfg, image_channels)
         c = self.cfg
         try:
-            self.net = FDNNet(image_channels, flow_blocks=int(c.get("flow_blocks", 2)),
-                              sof_blocks=int(c.get("sof_blocks", 8)), split_len=c.get("split_len"),
-                              growth=int(c.get("growth", 32)), clamp=float(c.get("clamp", 1.0)),
-                              downscale=str(c.get("downscale", "haar")), lu=bool(c.get("lu", False)))
-            self.n_clean = clean_channel_count(self.net.out_channels, float(c.get("zc_ratio", 0.75)))
+            self.net = FDNNet(image_channels, flow_blocks=int(hp(c, "flow_blocks")),
+                              sof_blocks=int(hp(c, "sof_blocks")), split_len=hp(c, "split_len"),
+                              growth=int(hp(c, "growth")), clamp=float(hp(c, "clamp")),
+                              downscale=str(hp(c, "downscale")), lu=bool(hp(c, "lu")),
+                              init=str(hp(c, "init")))
+            self.n_clean = clean_channel_count(self.net.out_channels, float(hp(c, "zc_ratio")))
         except ValueError as e:
             raise ConfigError(f"method=fdn: {e}") from None
-        self.lambda_dis = float(c.get("lambda_dis", 1.0))
-        self.lambda_rec = float(c.get("lambda_rec", 1.0))
+        self.lambda_dis = float(hp(c, "lambda_dis"))
+        self.lambda_rec = float(hp(c, "lambda_rec"))
         if c.get("weights"):
             self._load_weights(str(c.weights))
 
@@ -80,15 +83,15 @@ class FDN(DenoisingMethod):
 
     def configure_optimizers(self):
         c = self.cfg
-        opt = torch.optim.Adam(self.parameters(), lr=float(c.get("lr", 2e-4)),
-                               betas=tuple(c.get("betas", (0.9, 0.999))))
-        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, int(c.get("lr_halve_every", 50000))),
+        opt = torch.optim.Adam(self.parameters(), lr=float(hp(c, "lr")),
+                               betas=tuple(hp(c, "betas")))
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, int(hp(c, "lr_halve_every"))),
                                                 gamma=0.5)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
         """``method.grad_clip`` (a gradient-norm bound) replaces the trainer's clipping when it is set."""
-        clip = self.cfg.get("grad_clip")
+        clip = hp(self.cfg, "grad_clip")
         if clip is None:
             self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val,
                                 gradient_clip_algorithm=gradient_clip_algorithm)

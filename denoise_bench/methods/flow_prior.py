@@ -33,9 +33,9 @@ from denoise_bench.blur import GaussianBlur
 from denoise_bench.errors import ConfigError, TrainingError
 from denoise_bench.methods.base import DenoisingMethod
 from denoise_bench.models.resnet_denoiser import ResNetDenoiser
+from denoise_bench.hparams import hp
 
-RESNET_DEFAULTS = {"blocks": 64, "hidden": 8, "norm": "instance", "slope": 0.2, "input": "logit",
-                   "logit_eps": 1e-3}
+RESNET_KEYS = ("blocks", "hidden", "norm", "slope", "input", "logit_eps")  # models/resnet_denoiser.py
 
 
 def map_lambda(sigma255: torch.Tensor | float, blur_sq_norm: float, mult: float = 1.0) -> torch.Tensor:
@@ -79,6 +79,7 @@ def state_fingerprint(module: torch.nn.Module) -> str:
 
 class FlowPriorDenoiser(DenoisingMethod):
     name = "flow_prior"
+    order = 50  # place in tables and figures (methods/__init__.py)
     loads_weights = True
     trainable = True
     unpaired = True  # the datamodule drops "clean" from training batches
@@ -86,16 +87,14 @@ class FlowPriorDenoiser(DenoisingMethod):
     def __init__(self, cfg=None, image_channels: int = 1):
         super().__init__(cfg, image_channels)
         c = self.cfg
-        arch = dict(RESNET_DEFAULTS)
-        arch.update(OmegaConf.to_container(c.get("resnet"), resolve=True) if c.get("resnet") is not None else {})
-        unknown = set(arch) - set(RESNET_DEFAULTS)
-        if unknown:
-            raise ConfigError(f"method.resnet: unknown keys {sorted(unknown)}; expected {sorted(RESNET_DEFAULTS)}")
+        arch = OmegaConf.to_container(hp(c, "resnet"), resolve=True)
+        if set(arch) != set(RESNET_KEYS):
+            raise ConfigError(f"method.resnet: keys {sorted(arch)}; expected {sorted(RESNET_KEYS)}")
         self.resnet_arch = arch
         self.net = ResNetDenoiser(image_channels, **arch)
-        self.blur = GaussianBlur(int(c.get("blur_size", 5)), float(c.get("blur_sigma", 1.0)),
-                                 enabled=bool(c.get("blur", True)))
-        self.lambda_mult = float(c.get("lambda_mult", 1.0))
+        self.blur = GaussianBlur(int(hp(c, "blur_size")), float(hp(c, "blur_sigma")),
+                                 enabled=bool(hp(c, "blur")))
+        self.lambda_mult = float(hp(c, "lambda_mult"))
         if not self.lambda_mult >= 0:
             raise ConfigError(f"method.lambda_mult={self.lambda_mult}: expected >= 0")
         self._prior: tuple = ()  # (Glow,) kept outside the module tree: not trained, not in the artifact
@@ -117,13 +116,14 @@ class FlowPriorDenoiser(DenoisingMethod):
         meta = p.parent / "meta.json"
         if meta.is_file():
             try:
-                stored = (json.loads(meta.read_text()).get("config") or {}).get("method") or {}
+                config = json.loads(meta.read_text()).get("config") or {}
+                stored = config.get("model") or config.get("method") or {}
             except (json.JSONDecodeError, AttributeError):
                 stored = {}
             if stored.get("name") not in (None, self.name):
                 raise ConfigError(f"{p}: weights of method={stored.get('name')}, not {self.name} (method.weights)")
-            theirs = {**RESNET_DEFAULTS, **(stored.get("resnet") or {})}
-            diff = [f"{k}={theirs[k]} (ours {v})" for k, v in self.resnet_arch.items() if theirs.get(k) != v]
+            theirs = stored.get("resnet") or {}
+            diff = [f"{k}={theirs[k]} (ours {v})" for k, v in self.resnet_arch.items() if k in theirs and theirs[k] != v]
             if diff:
                 raise ConfigError(f"{p}: a flow_prior ResNet of another config ({', '.join(diff)}); "
                                   "set method.resnet.* to match it (method.weights)")
@@ -137,7 +137,7 @@ class FlowPriorDenoiser(DenoisingMethod):
     # -- stage 1: the prior --------------------------------------------------------------------
     def prior_data_cfg(self, cfg):
         """The run config with ``data.train_part`` = ``method.prior_part`` (clean images of the prior)."""
-        prior_part = list(self.cfg.get("prior_part") or [0.0, 0.5])
+        prior_part = list(hp(self.cfg, "prior_part"))
         own_part = cfg.data.get("train_part")
         if own_part is None or partition_overlaps(prior_part, own_part):
             raise ConfigError(
@@ -233,8 +233,8 @@ class FlowPriorDenoiser(DenoisingMethod):
 
     def configure_optimizers(self):
         c = self.cfg
-        opt = torch.optim.Adam(self.net.parameters(), lr=float(c.get("lr", 1e-3)))
+        opt = torch.optim.Adam(self.net.parameters(), lr=float(hp(c, "lr")))
         steps = int(self.trainer.max_steps) if self.trainer and self.trainer.max_steps > 0 else 1
-        drop_at = max(1, int(steps * float(c.get("lr_drop_at", 0.8))))
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[drop_at], gamma=float(c.get("lr_drop", 0.1)))
+        drop_at = max(1, int(steps * float(hp(c, "lr_drop_at"))))
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[drop_at], gamma=float(hp(c, "lr_drop")))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

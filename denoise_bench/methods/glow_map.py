@@ -26,6 +26,7 @@ from omegaconf import OmegaConf
 from denoise_bench.errors import ConfigError, TrainingError
 from denoise_bench.methods.base import DenoisingMethod
 from denoise_bench.tensor_images import pad_to_multiple
+from denoise_bench.hparams import hp
 
 
 def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0, steps: int = 500,
@@ -83,6 +84,7 @@ class GlowMAP(DenoisingMethod):
     """β-MAP with the Glow prior of ``cfg.prior`` (trained once, see ``priors.load_or_train_prior``)."""
 
     name = "glow_map"
+    order = 30  # place in tables and figures (methods/__init__.py)
     trainable = False  # the method itself has no weights; the prior is fetched in prepare()
     grad_at_test = True  # Adam on the image inside test_step: the runner disables inference_mode
 
@@ -114,9 +116,9 @@ class GlowMAP(DenoisingMethod):
             raise ConfigError("glow_map needs the noise std of each image; sigma=real (unknown noise) is not supported")
         self.prior.eval()
         c = self.cfg
-        return beta_map(self.prior, noisy, s.clamp_min(1e-6), beta=float(c.get("beta", 1.0)),
-                        steps=int(c.get("map_steps", 500)), lr=float(c.get("map_lr", 0.15)),
-                        space=str(c.get("space", "pixel")), progress=self.show_progress)
+        return beta_map(self.prior, noisy, s.clamp_min(1e-6), beta=float(hp(c, "beta")),
+                        steps=int(hp(c, "map_steps")), lr=float(hp(c, "map_lr")),
+                        space=str(hp(c, "space")), progress=self.show_progress)
 
     def count_parameters(self) -> int:
         """The prior's size (its parameters are frozen, so the base count would be 0)."""

@@ -6,6 +6,7 @@ from denoise_bench.methods.base import DenoisingMethod
 
 class NoisyInput(DenoisingMethod):
     name = "noisy"
+    order = 0  # place in tables and figures (methods/__init__.py)
 
     def denoise(self, noisy, sigma):
         return noisy

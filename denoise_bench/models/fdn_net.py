@@ -36,14 +36,16 @@ class FDNNet(FlowSequence):
     Args:
         in_channels: image channels C (the final latent has C·4^K channels at 1/2^K resolution).
         flow_blocks: K DownScale Flow blocks.  sof_blocks: S Step-of-Flow per block.
-        split_len: channels x1 of every coupling (null: C, i.e. the low-pass band after Haar).
+        split_len: channels x1 of every coupling (null: C). The 1×1 convolution before each coupling
+            mixes all channels, so x1 is a learned mixture, not the Haar low-pass band.
         growth, clamp: dense-block width and the bound on the coupling's log-scale.
+        init: the dense blocks' initialisation, "xavier0.1" (InvDN's) or "default" (PyTorch's).
         downscale: "haar" or "squeeze".  lu: LU-parameterised 1×1 conv (the paper's is plain).
     """
 
     def __init__(self, in_channels: int = 3, flow_blocks: int = 2, sof_blocks: int = 8,
                  split_len: int | None = None, growth: int = 32, clamp: float = 1.0,
-                 downscale: str = "haar", lu: bool = False):
+                 downscale: str = "haar", lu: bool = False, init: str = "xavier0.1"):
         if downscale not in DOWNSCALES:
             raise ValueError(f"downscale={downscale!r}: choose one of {DOWNSCALES}")
         if flow_blocks < 1 or sof_blocks < 0:
@@ -55,7 +57,7 @@ class FDNNet(FlowSequence):
             c *= 4
             for _ in range(sof_blocks):
                 layers += [ActNorm(c), InvConv1x1(c, lu=lu),
-                           DenseAffineCoupling(c, split_len=split, clamp=clamp, growth=growth)]
+                           DenseAffineCoupling(c, split_len=split, clamp=clamp, growth=growth, init=init)]
         super().__init__(layers)
         self.in_channels, self.flow_blocks, self.out_channels = in_channels, flow_blocks, c
 

@@ -27,13 +27,14 @@ from PIL import Image
 from denoise_bench.errors import TrainingError
 from denoise_bench.flows import ActNorm, Glow
 from denoise_bench.tensor_images import to_uint8
+from denoise_bench.hparams import hp
 
 
 def build_glow(cfg, channels: int) -> Glow:
     """The Glow of a prior config (``levels``, ``steps``, ``hidden``, ``n_bits``, ``lu``, ``learn_top``)."""
-    return Glow(in_channels=int(channels), levels=int(cfg.get("levels", 4)), steps=int(cfg.get("steps", 32)),
-                hidden=int(cfg.get("hidden", 512)), n_bits=int(cfg.get("n_bits", 8)),
-                lu=bool(cfg.get("lu", True)), learn_top=bool(cfg.get("learn_top", True)))
+    return Glow(in_channels=int(channels), levels=int(hp(cfg, "levels", "prior")), steps=int(hp(cfg, "steps", "prior")),
+                hidden=int(hp(cfg, "hidden", "prior")), n_bits=int(hp(cfg, "n_bits", "prior")),
+                lu=bool(hp(cfg, "lu", "prior")), learn_top=bool(hp(cfg, "learn_top", "prior")))
 
 
 def crop_to_multiple(x: torch.Tensor, factor: int) -> torch.Tensor:
@@ -130,8 +131,8 @@ class GlowPrior(L.LightningModule):
                             "lower prior.lr, raise prior.warmup_steps or set prior.gradient_clip_val")
 
     def configure_optimizers(self):
-        opt = torch.optim.Adam(self.parameters(), lr=float(self.cfg.get("lr", 1e-3)))
-        warmup = max(1, int(self.cfg.get("warmup_steps", 0) or 1))
+        opt = torch.optim.Adam(self.parameters(), lr=float(hp(self.cfg, "lr", "prior")))
+        warmup = max(1, int(hp(self.cfg, "warmup_steps", "prior") or 1))
         # Glow's linear warm-up: lr·min(1, (step+1)/warmup)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
