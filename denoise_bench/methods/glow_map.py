@@ -30,7 +30,8 @@ from denoise_bench.hparams import hp
 
 
 def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0, steps: int = 500,
-             lr: float = 1e-3, space: str = "pixel", progress: bool = False) -> torch.Tensor:
+             lr: float = 1e-3, space: str = "pixel", progress: bool = False,
+             likelihood_sigma: torch.Tensor | None = None) -> torch.Tensor:
     """β-MAP estimate of the clean batch (eq. 5), one independent Adam problem per image.
 
     Args:
@@ -38,6 +39,9 @@ def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0,
         noisy: N, [B,C,H,W] on the [0,1] scale (not clipped).
         sigma: noise std per image on the [0,1] scale, [B].
         lr: Adam step size; pixel space: in units of each image's noise std; latent: latent units.
+        likelihood_sigma: the σ of the Gaussian likelihood, [B] (default: ``sigma``). The Glow-MAP
+            paper's nominal σ is 1.5× the std its noisy images show: with it, β/(2σ²) weighs the data
+            term 2.25× less, i.e. the paper's β equals ours × 2.25.
     """
     if space not in ("pixel", "latent"):
         raise ConfigError(f"method.space={space!r}: expected 'pixel' or 'latent'")
@@ -47,7 +51,8 @@ def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0,
     factor = 2 ** prior.n_levels
     noisy = noisy.detach()
     s = sigma.to(noisy).view(-1, 1, 1, 1)
-    weight = float(beta) / (2.0 * s.view(-1) ** 2)  # β/(2σ²) per image
+    s_like = s.view(-1) if likelihood_sigma is None else likelihood_sigma.to(noisy).view(-1)
+    weight = float(beta) / (2.0 * s_like ** 2)  # β/(2σ²) per image, σ of the likelihood
     with torch.enable_grad():
         if space == "pixel":  # C = N + σ·u, starting from C = N (in range)
             u = ((noisy.clamp(0.0, 1.0) - noisy) / s).requires_grad_(True)
@@ -118,7 +123,23 @@ class GlowMAP(DenoisingMethod):
         c = self.cfg
         return beta_map(self.prior, noisy, s.clamp_min(1e-6), beta=float(hp(c, "beta")),
                         steps=int(hp(c, "map_steps")), lr=float(hp(c, "map_lr")),
-                        space=str(hp(c, "space")), progress=self.show_progress)
+                        space=str(hp(c, "space")), progress=self.show_progress,
+                        likelihood_sigma=self.likelihood_sigma(s))
+
+    def likelihood_sigma(self, noise_std: torch.Tensor) -> torch.Tensor:
+        """``method.likelihood_sigma``: ``noise`` = the std of the noise actually added (per image);
+        ``nominal`` = ``method.nominal_sigma`` (on [0,1]; the glow_map_tables experiment sets it to the
+        paper's σ label, 1.5× the effective std)."""
+        mode = str(hp(self.cfg, "likelihood_sigma"))
+        if mode == "noise":
+            return noise_std.clamp_min(1e-6)
+        if mode != "nominal":
+            raise ConfigError(f"method.likelihood_sigma={mode!r}: expected 'noise' or 'nominal'")
+        nominal = hp(self.cfg, "nominal_sigma")
+        if nominal is None or not float(nominal) > 0:
+            raise ConfigError("method.likelihood_sigma=nominal needs method.nominal_sigma (the nominal noise std on "
+                              "[0,1]; experiment=glow_map_tables sets it to sigma_paper)")
+        return torch.full_like(noise_std, float(nominal))
 
     def count_parameters(self) -> int:
         """The prior's size (its parameters are frozen, so the base count would be 0)."""

@@ -237,6 +237,9 @@ def sigma_paper(c: Cell) -> str | None:
     return next((p for p in sorted(paper) if abs(float(p) - s) < 1e-6), None)
 
 
+NOMINAL = " nominal"  # column-key suffix of cells with method.likelihood_sigma=nominal
+
+
 @register("glow_map_tables")
 def glow_map_tables(cells: list[Cell]) -> PaperTable:
     name = "glow_map_tables"
@@ -250,13 +253,18 @@ def glow_map_tables(cells: list[Cell]) -> PaperTable:
         if c.method == "noisy":
             return ((s,), "noisy")
         beta = c.get("method.beta")
-        return ((s,), number_label(beta)) if beta is not None else None
+        if beta is None:
+            return None
+        nominal = c.get("method.likelihood_sigma") == "nominal"  # likelihood at the paper's nominal σ
+        return ((s,), number_label(beta) + (NOMINAL if nominal else ""))
 
     chosen = place(mine, locate)
     sigmas = sorted({k[1] for k in ref} | {pos[0][0] for pos in chosen}, key=float)
     paper_betas = {k[2] for k in ref} - {"noisy"}
-    betas = sorted(paper_betas | {pos[1] for pos in chosen} - {"noisy"}, key=float)
-    columns = [Column(b, f"β={b}", paper=b in paper_betas, ours=True, optional=b not in paper_betas) for b in betas]
+    betas = sorted(paper_betas | {pos[1] for pos in chosen} - {"noisy"},
+                   key=lambda b: (b.endswith(NOMINAL), float(b.removesuffix(NOMINAL))))
+    columns = [Column(b, f"β={b.removesuffix(NOMINAL)}" + (" (nominal σ)" if b.endswith(NOMINAL) else ""),
+                      paper=b in paper_betas, ours=True, optional=b not in paper_betas) for b in betas]
     columns.append(Column("noisy", "noisy", paper=True, ours=True))
     blocks, used = [], []
     for metric, label, digits, higher in (("ssim", "Table 1. SSIM", 3, True), ("psnr", "Table 2. PSNR (dB)", 2, True),
@@ -270,7 +278,9 @@ def glow_map_tables(cells: list[Cell]) -> PaperTable:
         "σ is the paper's noise gain on [0,1] images; its noisy column (PSNR 35.5/29.5/23.5/17.5 dB) implies an "
         f"effective noise std of σ/{GLOW_SIGMA_FACTOR:g}, so our cells add AWGN with sigma = σ·255/{GLOW_SIGMA_FACTOR:g} "
         "on the 0-255 scale" + (": " + ", ".join(f"σ={s} → sigma={x}" for s, x in pairs) if pairs else "")
-        + ". Entries: mean ± std over images; ours in the noisy column are method=noisy cells.")
+        + ". Entries: mean ± std over images; ours in the noisy column are method=noisy cells. The likelihood "
+        "uses the std of the noise actually added (method.likelihood_sigma=noise); columns marked (nominal σ) use "
+        "the paper's nominal σ (1.5× larger), under which the paper's β equals ours × 2.25.")
     return PaperTable(name, _title(name), caption(name, used, conversion), blocks)
 
 
