@@ -2,7 +2,8 @@
 
 Peak memory is the cell's own: on the CPU the process's peak resident set (VmHWM) is reset before
 the test (Linux ``/proc/self/clear_refs``) and read after it; on a GPU, ``torch.cuda``'s peak
-allocated bytes, reset the same way. Where the reset is not possible the process's lifetime peak
+allocated bytes, reset the same way. ``start_bytes`` is what the process already held when the test
+began (in a sweep run by one process, earlier cells' memory): peak − start is the test's own growth. Where the reset is not possible the process's lifetime peak
 is reported and says so (``since``).
 """
 from __future__ import annotations
@@ -31,21 +32,40 @@ def reset_peak_memory(device: torch.device | str = "cpu") -> str:
         return "process start"
 
 
-def peak_memory(device: torch.device | str = "cpu", since: str = "test") -> dict:
+def current_memory(device: torch.device | str = "cpu") -> int:
+    """Bytes in use now: resident set (CPU) or allocated (CUDA) — the baseline a peak is read against."""
     if torch.device(device).type == "cuda":
         try:
-            return {"bytes": int(torch.cuda.max_memory_allocated(torch.device(device))), "kind": "cuda", "since": since}
+            return int(torch.cuda.memory_allocated(torch.device(device)))
         except RuntimeError:
-            return {"bytes": int(torch.cuda.max_memory_allocated()), "kind": "cuda", "since": since}
+            return 0
+    try:
+        with open(f"/proc/{os.getpid()}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def peak_memory(device: torch.device | str = "cpu", since: str = "test", start_bytes: int | None = None) -> dict:
+    if torch.device(device).type == "cuda":
+        try:
+            peak = int(torch.cuda.max_memory_allocated(torch.device(device)))
+        except RuntimeError:
+            peak = int(torch.cuda.max_memory_allocated())
+        return {"bytes": peak, "kind": "cuda", "since": since, "start_bytes": start_bytes}
     try:
         with open(f"/proc/{os.getpid()}/status") as f:
             for line in f:
                 if line.startswith("VmHWM:"):
-                    return {"bytes": int(line.split()[1]) * 1024, "kind": "rss", "since": since}
+                    return {"bytes": int(line.split()[1]) * 1024, "kind": "rss", "since": since,
+                            "start_bytes": start_bytes}
     except OSError:
         pass
     return {"bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024, "kind": "rss",
-            "since": "process start"}
+            "since": "process start", "start_bytes": start_bytes}
 
 
 def timing_summary(rows: list[dict], warmup_images: int) -> dict:

@@ -73,7 +73,7 @@ def evaluate(cfg: DictConfig, out_dir: Path, key: str, stage: Path | None) -> di
     from denoise_bench.data.datamodule import DenoisingDataModule
     from denoise_bench.data.noise import NoiseSpec
     from denoise_bench.loggers import finish, log_cell, make_logger
-    from denoise_bench.measure import peak_memory, reset_peak_memory, timing_summary
+    from denoise_bench.measure import current_memory, peak_memory, reset_peak_memory, timing_summary
     from denoise_bench.methods import method_class
     from denoise_bench.methods.ensemble import CAPTION, use_self_ensemble
     from denoise_bench.metrics import MetricProtocol
@@ -123,10 +123,11 @@ def evaluate(cfg: DictConfig, out_dir: Path, key: str, stage: Path | None) -> di
             # 5. test: one evaluation path for every method (DenoisingMethod.test_step)
             tester = make_trainer(cfg, logger=False, inference_mode=not method.grad_at_test)
             since = reset_peak_memory(method.device)
+            start_bytes = current_memory(method.device)
             test_start = time.perf_counter()
             tester.test(method, datamodule=dm, verbose=False)
             ctx.timings["test"] = time.perf_counter() - test_start
-            memory = peak_memory(tester.strategy.root_device, since)
+            memory = peak_memory(tester.strategy.root_device, since, start_bytes)
             rows = method.rows
             if tester.global_rank != 0 or stage is None:
                 return None
@@ -136,7 +137,7 @@ def evaluate(cfg: DictConfig, out_dir: Path, key: str, stage: Path | None) -> di
                                     f"{len(rows)} test images (first: {bad[0]}); no result written")
 
             # 6. write: metrics.json (summary, identity, provenance), per_image.csv, samples
-            first_batch = int((cfg.data.get("test") or {}).get("batch_size") or 1)
+            first_batch = len(dm.test_dataloader().batch_sampler.batches[0])  # the warm-up batch
             summary = {
                 "method": cfg.method.name,
                 "dataset": cfg.data.name,
