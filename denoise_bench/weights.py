@@ -62,3 +62,14 @@ def sha256_file(path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def load_into_net(module, state: dict, path, hint: str) -> None:
+    """Load a method's saved network (keys with or without the ``net.`` prefix) into ``module``; a file
+    that does not fit is one line naming what to check (``hint``)."""
+    state = {k if k.startswith("net.") else f"net.{k}": v for k, v in state.items()}
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        raise ConfigError(f"{path}: does not fit this {module.name} (check {hint}): "
+                          f"{str(e).splitlines()[0]} (method.weights)") from None

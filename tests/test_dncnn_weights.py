@@ -227,7 +227,7 @@ def test_flow_prior_refuses_weights_of_another_resnet(tmp_path):
     from denoise_bench.methods.flow_prior import FlowPriorDenoiser
 
     torch.save(_trained_flow_prior().state_dict(), tmp_path / "model.pt")
-    with pytest.raises(ConfigError, match="does not fit this flow_prior ResNet"):
+    with pytest.raises(ConfigError, match="does not fit this flow_prior"):
         FlowPriorDenoiser(method_cfg("flow_prior", {"weights": str(tmp_path / "model.pt"), "resnet": {"blocks": 3, "hidden": 4}}))
     # same shapes, another input map: only the artifact's meta.json can tell
     (tmp_path / "meta.json").write_text(json.dumps(

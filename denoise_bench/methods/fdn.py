@@ -49,15 +49,10 @@ class FDN(DenoisingMethod):
 
     def _load_weights(self, path: str) -> None:
         """A state dict saved by this method (an artifact's model.pt, or a Lightning checkpoint)."""
-        from denoise_bench.weights import read_state_dict
+        from denoise_bench.weights import load_into_net, read_state_dict
 
-        state = read_state_dict(path, "method.weights")
-        state = {k if k.startswith("net.") else f"net.{k}": v for k, v in state.items()}
-        try:
-            self.load_state_dict(state)
-        except RuntimeError as e:
-            raise ConfigError(f"{path}: does not fit this FDN (check flow_blocks / sof_blocks / growth / "
-                              f"split_len / lu / data.channels): {str(e).splitlines()[0]}") from None
+        load_into_net(self, read_state_dict(path, "method.weights"), path,
+                      "flow_blocks / sof_blocks / growth / split_len / lu / data.channels")
 
     # -- the model --------------------------------------------------------------------------------
     def losses(self, noisy: torch.Tensor, clean: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -109,7 +109,7 @@ class FlowPriorDenoiser(DenoisingMethod):
         ours: ``input`` or ``slope`` change the network without changing any shape."""
         import json
 
-        from denoise_bench.weights import read_state_dict
+        from denoise_bench.weights import load_into_net, read_state_dict
 
         p = Path(path).expanduser()
         state = read_state_dict(p, "method.weights")
@@ -127,12 +127,7 @@ class FlowPriorDenoiser(DenoisingMethod):
             if diff:
                 raise ConfigError(f"{p}: a flow_prior ResNet of another config ({', '.join(diff)}); "
                                   "set method.resnet.* to match it (method.weights)")
-        state = {k if k.startswith("net.") else f"net.{k}": v for k, v in state.items()}
-        try:
-            self.load_state_dict(state)
-        except RuntimeError as e:
-            raise ConfigError(f"{p}: does not fit this flow_prior ResNet (check method.resnet.* and "
-                              f"data.channels): {str(e).splitlines()[0]} (method.weights)") from None
+        load_into_net(self, state, p, "method.resnet.* and data.channels")
 
     # -- stage 1: the prior --------------------------------------------------------------------
     def prior_data_cfg(self, cfg):
