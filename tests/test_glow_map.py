@@ -150,3 +150,41 @@ def test_a_sweep_trains_the_prior_once(tmp_path):
     assert len(list((tmp_path / "g").glob("*/metrics.json"))) == 4
     assert r.stdout.count("[artifacts] glow_prior: training") == 1
     assert r.stdout.count("[artifacts] glow_prior: loaded") == 3
+
+
+# -- the prior learns what the test images are (method.prior_data) ------------------------------------
+def _compose(*overrides):
+    from conftest import compose
+
+    return compose(["method=glow_map", *overrides])
+
+
+def test_prior_of_aligned_test_crops_learns_the_training_images_prepared_the_same_way(capsys):
+    from denoise_bench.methods.glow_map import prior_run_config
+    from denoise_bench.priors.store import prior_data_config
+
+    cfg = _compose("data=celeba", "data.root=/x", "scale=quick")
+    d = prior_data_config(prior_run_config(cfg))
+    assert (d.train_center_crop, d.train_size, d.patch_size) == (64, None, 64)
+    assert "64x64 centre crops" in capsys.readouterr().out
+    # resized test images: the prior learns them at the resized size
+    d = prior_data_config(prior_run_config(_compose("data=celeba", "data.root=/x", "data.test.size=32")))
+    assert (d.train_center_crop, d.train_size, d.patch_size) == (64, 32, 32)
+
+
+def test_prior_of_whole_image_test_sets_or_patches_mode_keeps_its_patches():
+    from denoise_bench.methods.glow_map import prior_run_config
+    from denoise_bench.priors.store import prior_data_config
+
+    cfg = _compose("scale=quick")  # builtin: whole test images of several sizes
+    assert prior_run_config(cfg) is cfg and prior_data_config(cfg).patch_size == 32
+    cfg = _compose("data=celeba", "data.root=/x", "scale=quick", "method.prior_data=patches")
+    assert prior_run_config(cfg) is cfg
+
+
+def test_prior_data_test_refuses_a_test_size_the_prior_cannot_squeeze():
+    from denoise_bench.errors import ConfigError
+    from denoise_bench.methods.glow_map import prior_run_config
+
+    with pytest.raises(ConfigError, match="not a multiple of"):
+        prior_run_config(_compose("data=celeba", "data.root=/x", "data.test.crop=60"))

@@ -27,6 +27,7 @@ from denoise_bench.errors import ConfigError
 from denoise_bench.methods.base import DenoisingMethod
 from denoise_bench.weights import read_state_dict, sha256_file
 from denoise_bench.hparams import hp
+from denoise_bench.training.schedule import step_drop
 
 LAYOUTS = ("ours/SaoYan's 'dncnn.<i>.*' with BN, cszn's PyTorch port 'dncnn.<i>.*' with BN and a first-conv "
            "bias, or KAIR's model zoo 'model.<i>.*' with BN merged into the conv biases")
@@ -147,8 +148,7 @@ class DnCNN(DenoisingMethod):
     def configure_optimizers(self):
         c = self.cfg
         opt = torch.optim.Adam(self.parameters(), lr=float(hp(c, "lr")))
-        steps = int(self.trainer.max_steps) if self.trainer and self.trainer.max_steps > 0 else 1
-        # lr 1e-3, then 1e-4 for the last part of training (paper: epoch 30 of 50)
-        drop_at = max(1, int(steps * float(hp(c, "lr_drop_at"))))
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[drop_at], gamma=float(hp(c, "lr_drop")))
+        # lr x lr_drop for the last part of training (DnCNN paper: 1e-3, then 1e-4 from epoch 30 of 50);
+        # under trainer.budget_minutes the drop comes at that fraction of the budget if it comes first
+        sched = step_drop(self, opt, float(hp(c, "lr_drop_at")), float(hp(c, "lr_drop")))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -22,6 +22,7 @@ from denoise_bench.errors import ConfigError
 from denoise_bench.methods.base import DenoisingMethod
 from denoise_bench.models.fdn_net import FDNNet, clean_channel_count
 from denoise_bench.hparams import hp
+from denoise_bench.training.schedule import drop_factor
 
 
 class FDN(DenoisingMethod):
@@ -80,8 +81,13 @@ class FDN(DenoisingMethod):
         c = self.cfg
         opt = torch.optim.Adam(self.parameters(), lr=float(hp(c, "lr")),
                                betas=tuple(hp(c, "betas")))
-        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, int(hp(c, "lr_halve_every"))),
-                                                gamma=0.5)
+        every = max(1, int(hp(c, "lr_halve_every")))
+        drop_at, drop = hp(c, "lr_drop_at"), float(hp(c, "lr_drop"))
+        if drop_at is None:  # the paper's schedule: lr halved every lr_halve_every steps
+            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=every, gamma=0.5)
+        else:  # and lr x lr_drop for the last part of training (or of trainer.budget_minutes)
+            late = drop_factor(self, float(drop_at), drop)
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 ** (step // every) * late(step))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):

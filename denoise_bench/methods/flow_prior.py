@@ -34,6 +34,7 @@ from denoise_bench.errors import ConfigError, TrainingError
 from denoise_bench.methods.base import DenoisingMethod
 from denoise_bench.models.resnet_denoiser import ResNetDenoiser
 from denoise_bench.hparams import hp
+from denoise_bench.training.schedule import step_drop
 
 RESNET_KEYS = ("blocks", "hidden", "norm", "slope", "input", "logit_eps")  # models/resnet_denoiser.py
 
@@ -229,7 +230,7 @@ class FlowPriorDenoiser(DenoisingMethod):
     def configure_optimizers(self):
         c = self.cfg
         opt = torch.optim.Adam(self.net.parameters(), lr=float(hp(c, "lr")))
-        steps = int(self.trainer.max_steps) if self.trainer and self.trainer.max_steps > 0 else 1
-        drop_at = max(1, int(steps * float(hp(c, "lr_drop_at"))))
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[drop_at], gamma=float(hp(c, "lr_drop")))
+        # lr x lr_drop for the last part of training (DnCNN paper: 1e-3, then 1e-4 from epoch 30 of 50);
+        # under trainer.budget_minutes the drop comes at that fraction of the budget if it comes first
+        sched = step_drop(self, opt, float(hp(c, "lr_drop_at")), float(hp(c, "lr_drop")))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

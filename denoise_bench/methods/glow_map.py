@@ -31,7 +31,7 @@ from denoise_bench.hparams import hp
 
 def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0, steps: int = 500,
              lr: float = 1e-3, space: str = "pixel", progress: bool = False,
-             likelihood_sigma: torch.Tensor | None = None) -> torch.Tensor:
+             likelihood_sigma: torch.Tensor | None = None, trace=None) -> torch.Tensor:
     """β-MAP estimate of the clean batch (eq. 5), one independent Adam problem per image.
 
     Args:
@@ -42,6 +42,8 @@ def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0,
         likelihood_sigma: the σ of the Gaussian likelihood, [B] (default: ``sigma``). The Glow-MAP
             paper's nominal σ is 1.5× the std its noisy images show: with it, β/(2σ²) weighs the data
             term 2.25× less, i.e. the paper's β equals ours × 2.25.
+        trace: optional ``trace(step, estimate)``, called before the first and after every Adam step with
+            the current estimate in [0, 1] (the convergence study, benchmarks/bench_glow_map_convergence.py).
     """
     if space not in ("pixel", "latent"):
         raise ConfigError(f"method.space={space!r}: expected 'pixel' or 'latent'")
@@ -61,6 +63,15 @@ def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0,
             zs, _ = prior.encode(pad_to_multiple(noisy.clamp(0.0, 1.0), factor), standardize=True)
             params = [z.detach().clone().requires_grad_(True) for z in zs]
         opt = torch.optim.Adam(params, lr=float(lr))
+
+        def estimate():
+            with torch.no_grad():
+                if space == "pixel":
+                    return (noisy + s * u).clamp(0.0, 1.0)
+                return prior.decode(params, standardized=True)[..., :h, :w].clamp(0.0, 1.0)
+
+        if trace is not None:
+            trace(0, estimate())
         for step in tqdm(range(int(steps)), desc=f"beta-MAP x{noisy.shape[0]}", leave=False, disable=not progress):
             opt.zero_grad(set_to_none=True)
             if space == "pixel":
@@ -79,10 +90,42 @@ def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0,
             if space == "pixel":  # projection: keep C in [0, 1]
                 with torch.no_grad():
                     u.copy_(((noisy + s * u).clamp(0.0, 1.0) - noisy) / s)
-        if space == "pixel":
-            return (noisy + s * u).detach().clamp(0.0, 1.0)
-        with torch.no_grad():
-            return prior.decode(params, standardized=True)[..., :h, :w].clamp(0.0, 1.0)
+            if trace is not None:
+                trace(step + 1, estimate())
+        return estimate()
+
+
+def prior_run_config(cfg):
+    """The run config the prior is trained from (``method.prior_data``).
+
+    ``patches``: the prior learns ``prior.image_size`` crops of the training images (a patch prior,
+    applied convolutionally to test images of any size). ``test``: when the test images are centre
+    crops of one size (``data.test.crop``, aligned data such as faces), the prior learns the training
+    images prepared exactly like them (centre crop ``data.test.crop``, resized to ``data.test.size``),
+    so prior and test images agree in size and field of view; ``prior.image_size`` then follows, and a
+    line says so. Without a test crop (whole images of several sizes) ``test`` falls back to ``patches``.
+    """
+    mode = str(OmegaConf.select(cfg, "method.prior_data", default="patches"))
+    if mode not in ("patches", "test"):
+        raise ConfigError(f"method.prior_data={mode!r}: expected 'patches' or 'test'")
+    test = cfg.data.get("test") or {}
+    crop, size = test.get("crop"), test.get("size")
+    if mode == "patches" or not crop or cfg.prior.get("data") is not None:
+        return cfg
+    side = int(size or crop)
+    factor = 2 ** int(cfg.prior.levels)
+    if side % factor:
+        raise ConfigError(f"method.prior_data=test: the test images are {side}x{side}, not a multiple of "
+                          f"2^prior.levels = {factor}; set data.test.size or method.prior_data=patches")
+    out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    out.data.train_center_crop, out.data.train_size = int(crop), (int(size) if size else None)
+    if cfg.prior.get("image_size") != side:
+        print(f"[glow_map] the prior learns the training images prepared as the test images are "
+              f"({int(crop)}x{int(crop)} centre crops{f' resized to {side}' if size else ''}), "
+              f"not {cfg.prior.get('image_size')}x{cfg.prior.get('image_size')} patches (method.prior_data=test)",
+              flush=True)
+    out.prior.image_size = side
+    return out
 
 
 class GlowMAP(DenoisingMethod):
@@ -111,7 +154,7 @@ class GlowMAP(DenoisingMethod):
         from denoise_bench.priors import load_or_train_prior
 
         self.show_progress = bool(ctx.cfg.get("progress", True))
-        self.set_prior(load_or_train_prior(ctx, ctx.cfg))
+        self.set_prior(load_or_train_prior(ctx, prior_run_config(ctx.cfg)))
 
     def denoise(self, noisy, sigma):
         if self.prior is None:

@@ -108,7 +108,8 @@ class Cell:
 
     def value(self, metric: str) -> tuple[float | None, float | None]:
         """(mean, std) of a metric in table units: psnr, ssim, mse, mse100, psnr_y, ssim_y, params_m,
-        gflops (256×256), s_per_img (median seconds per image), peak_mb (peak memory, MiB)."""
+        gflops (256×256), s_per_img (median seconds per image), peak_mb (peak memory, MiB), train_steps and
+        train_min (the steps and training minutes of the method's model)."""
         if metric in ("psnr", "ssim", "mse", "psnr_y", "ssim_y"):
             s = self.m.get(self.metric_key(metric)) or {}
             return s.get("mean"), s.get("std")
@@ -122,6 +123,12 @@ class Cell:
             s = self.m.get("mse") or {}
             return (None if s.get("mean") is None else 100 * s["mean"],
                     None if s.get("std") is None else 100 * s["std"])
+        if metric in ("train_steps", "train_min"):
+            t = self.training()
+            v = t.get("steps") if metric == "train_steps" else t.get("training_seconds")
+            if v is None:
+                return None, None
+            return (float(v) if metric == "train_steps" else float(v) / 60.0), None
         if metric == "params_m":
             p = self.m.get("parameters")
             return (None if p is None else p / 1e6), None
@@ -130,6 +137,14 @@ class Cell:
             return (None if g is None else float(g)), None
         return None, None
 
+
+    def training(self) -> dict:
+        """The training record (steps, training_seconds, budget_minutes) of the model this cell's method
+        trained or loaded (``artifacts`` in metrics.json); {} for training-free methods."""
+        for a in self.m.get("artifacts") or []:
+            if a.get("kind") == self.method:
+                return a
+        return {}
 
     def per_image(self) -> pd.DataFrame:
         """The cell's ``per_image.csv`` (read once); DataError when it is missing or has no image ids."""

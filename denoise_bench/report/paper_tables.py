@@ -352,6 +352,52 @@ def flow_prior_table(cells: list[Cell]) -> PaperTable:
         has_paper=False), blocks)
 
 
+# -- the equal-compute protocol: learned methods at one wall-clock training budget ---------------------
+BUDGET_METHODS = {"noisy": "Noisy", "bm3d": "BM3D", "dncnn": "DnCNN", "fdn": "FDN", "flow_prior": "flow_prior",
+                  "glow_map": "Glow-MAP"}
+
+
+def budget_gaps(chosen: dict, reference: str = "BM3D") -> str:
+    """'FDN − BM3D +0.12 dB [CI], p' for every learned column, from the paired per-image PSNRs."""
+    from denoise_bench.report.stats import paired_diff
+
+    parts = []
+    for (key, col), cell in sorted(chosen.items(), key=lambda kv: str(kv[0])):
+        ref = chosen.get((key, reference))
+        if ref is None or col in (reference, "Noisy") or not cell.training():
+            continue
+        d = paired_diff(cell, ref, "psnr")
+        parts.append(f"{col} − {reference} {d.mean:+.2f} dB (95 % CI [{d.ci[0]:+.2f}, {d.ci[1]:+.2f}], "
+                     f"Wilcoxon p = {d.p:.2g}, {d.n} images)")
+    return "; ".join(parts)
+
+
+@register("budget_celeba50")
+def budget_celeba50(cells: list[Cell]) -> PaperTable:
+    name = "budget_celeba50"
+    mine = [c for c in cells if c.method in BUDGET_METHODS]
+    keys = sorted({(c.dataset, c.sigma) for c in mine}) or [("celeba", "50")]
+    present = {BUDGET_METHODS[c.method] for c in mine}
+    columns = [Column(label, label, ours=True, optional=label not in ("Noisy", "BM3D", "DnCNN", "FDN"))
+               for label in BUDGET_METHODS.values() if label in present or label in ("Noisy", "BM3D", "DnCNN", "FDN")]
+    chosen = place(mine, lambda c: ((c.dataset, c.sigma), BUDGET_METHODS[c.method]))
+    rows = []
+    for k in keys:
+        rows += [Row(k, (k[0], k[1], "PSNR (dB)"), "psnr", 2, True), Row(k, (k[0], k[1], "SSIM"), "ssim", 4, True),
+                 Row(k, (k[0], k[1], "training steps"), "train_steps", 0, None),
+                 Row(k, (k[0], k[1], "training minutes"), "train_min", 1, None),
+                 Row(k, (k[0], k[1], "parameters (M)"), "params_m", 3, None)]
+    block = Block(row_header=("Data", "σ", ""), rows=rows, columns=columns, show_std=True)
+    used = fill(block, chosen, {}, lambda r, c: ())
+    budgets = sorted({c.training().get("budget_minutes") for c in used if c.training()} - {None})
+    note = ("Equal compute: every learned method trained for the same wall-clock budget"
+            + (f" ({', '.join(f'{b:g}' for b in budgets)} min)" if budgets else "")
+            + " with one thread, two trainings side by side on the 2-core machine; steps = what the budget allowed. "
+            "Model sizes and schedules: conf/method_scale/*_budget.yaml, chosen by benchmarks/budget_pilot.sh on "
+            "the validation images. Gap to BM3D (paired, per image): " + (budget_gaps(chosen) or "—") + ".")
+    return PaperTable(name, _title(name), caption(name, used, note, has_paper=False), [block])
+
+
 # -- DnCNN paper: Set12 / BSD68 --------------------------------------------------------------------
 @register("dncnn_set12")
 def dncnn_set12(cells: list[Cell]) -> PaperTable:

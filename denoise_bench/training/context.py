@@ -104,7 +104,7 @@ class TrainingContext:
             state = store.load(kind, key)
             if state is not None:
                 module.load_state_dict(state)
-                self._record(kind, store.dir_for(kind, key), "loaded")
+                self._record(kind, store.dir_for(kind, key), "loaded", **self._training_facts(store.dir_for(kind, key)))
                 self._copy_curve(store.dir_for(kind, key) / "curve.csv", kind)
                 print(f"[artifacts] {kind}: loaded {store.dir_for(kind, key)}")
                 return "loaded"
@@ -139,9 +139,21 @@ class TrainingContext:
             d = store.save(kind, key, module.state_dict(), extra, side_files=[work / "curve.csv"])
             if store.enabled:
                 shutil.rmtree(work, ignore_errors=True)
-            self._record(kind, d, "trained", steps=steps)
+            self._record(kind, d, "trained", steps=steps, training_seconds=curve.seconds,
+                         budget_minutes=extra["budget_minutes"])
             self._copy_curve((d if store.enabled else work) / "curve.csv", kind)
             return "trained"
+
+    @staticmethod
+    def _training_facts(folder: Path) -> dict:
+        """Steps, training seconds and budget of a stored model (its meta.json), for the cell's record."""
+        import json
+
+        try:
+            meta = json.loads((Path(folder) / "meta.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return {k: meta[k] for k in ("steps", "training_seconds", "budget_minutes") if k in meta}
 
     @staticmethod
     def _resume_path(ckpt: Checkpointer) -> str | None:

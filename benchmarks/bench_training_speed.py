@@ -1,0 +1,175 @@
+"""Training steps/second of every trained model and β-MAP iterations/second, this tree against another commit.
+
+    python benchmarks/bench_training_speed.py [--base REV] [--threads 2] [--steps 20] [--rounds 2]
+
+The other commit is checked out in a temporary ``git worktree``; each (model, tree) measurement runs in
+its own subprocess importing that tree's package, and the two trees alternate over ``--rounds`` rounds
+(the best round counts), so both see the same machine state. Inputs are synthetic batches of the quick
+configs' shapes (FDN also at the paper configuration on 32×32 crops); every step is a full optimiser step
+(zero_grad, forward, backward, Adam). The loss after the timed steps is printed for both trees: equal
+within float tolerance means the two trees compute the same thing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# name: (builder kind, config overrides, batch, channels, crop)
+MODELS = {
+    "fdn quick": ("fdn", {"flow_blocks": 2, "sof_blocks": 4, "growth": 16}, 8, 3, 32),
+    "fdn paper": ("fdn", {"flow_blocks": 2, "sof_blocks": 8, "growth": 32}, 4, 3, 32),
+    "glow prior quick": ("glow", {"levels": 3, "steps": 8, "hidden": 64}, 16, 3, 32),
+    "dncnn quick": ("dncnn", {"depth": 8, "features": 32}, 16, 1, 40),
+    "flow_prior resnet quick": ("flow_prior", {"resnet": {"blocks": 8, "hidden": 16}}, 16, 3, 32),
+    "beta-MAP quick (1 image 256²)": ("map", {"levels": 3, "steps": 8, "hidden": 64}, 1, 1, 256),
+}
+
+
+def worker(name: str, steps: int, threads: int) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    kind, over, batch, channels, crop = MODELS[name]
+    g = torch.Generator().manual_seed(0)
+    clean = torch.rand(batch, channels, crop, crop, generator=g)
+    noisy = clean + 0.2 * torch.randn(clean.shape, generator=g)
+    sigma = torch.full((batch,), 50.0)
+    if kind == "map":
+        from omegaconf import OmegaConf
+
+        from denoise_bench.methods.glow_map import beta_map
+        from denoise_bench.priors.glow_prior import GlowPrior
+
+        cfg = OmegaConf.merge(OmegaConf.load(REPO_UNDER_TEST / "conf/prior/glow.yaml"), over)
+        glow = GlowPrior(cfg, channels, crop).glow
+        with torch.no_grad():
+            glow.log_prob(clean, dequantize=True)  # ActNorm init
+        glow.eval()
+        for p in glow.parameters():
+            p.requires_grad_(False)
+        run = lambda n: beta_map(glow, noisy, sigma / 255.0, steps=n, lr=0.15)  # noqa: E731
+        run(2)
+        start = time.perf_counter()
+        out = run(steps)
+        secs = time.perf_counter() - start
+        return {"rate": steps / secs, "check": float(out.double().mean())}
+    if kind == "glow":
+        from omegaconf import OmegaConf
+
+        from denoise_bench.priors.glow_prior import GlowPrior
+
+        cfg = OmegaConf.merge(OmegaConf.load(REPO_UNDER_TEST / "conf/prior/glow.yaml"), over)
+        module = GlowPrior(cfg, channels, crop)
+        batch_d = {"clean": clean}
+        module.on_train_batch_start(batch_d, 0)
+    else:
+        from denoise_bench.hparams import method_config
+        from denoise_bench.methods import method_class
+
+        module = method_class(kind)(method_config(kind, over), channels)
+        batch_d = {"clean": clean, "noisy": noisy, "sigma": sigma}
+        if kind == "flow_prior":
+            from omegaconf import OmegaConf
+
+            from denoise_bench.priors.glow_prior import GlowPrior
+
+            pcfg = OmegaConf.merge(OmegaConf.load(REPO_UNDER_TEST / "conf/prior/glow.yaml"),
+                                   {"levels": 3, "steps": 8, "hidden": 64})
+            prior = GlowPrior(pcfg, channels, crop).glow
+            with torch.no_grad():
+                prior.log_prob(clean, dequantize=True)
+            prior.eval()
+            for p in prior.parameters():
+                p.requires_grad_(False)
+            module.use_prior(prior, crop)
+            batch_d = {"noisy": noisy, "sigma": sigma}
+    module.log = lambda *a, **k: None
+    module.train()
+    opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=1e-4)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = module.training_step(batch_d, 0)
+        loss.backward()
+        opt.step()
+        return loss
+
+    for _ in range(2):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = step()
+    secs = time.perf_counter() - start
+    return {"rate": steps / secs, "check": float(loss)}
+
+
+REPO_UNDER_TEST = REPO
+
+
+def measure(tree: Path, name: str, steps: int, threads: int) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": str(threads)}
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--tree", str(tree),
+           "--steps", str(steps), "--threads", str(threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tree)
+    if out.returncode:
+        return {"rate": float("nan"), "check": float("nan"), "error": out.stderr.strip().splitlines()[-1:]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    global REPO_UNDER_TEST
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base", default="2078022", help="the commit to compare with (default: before issue 13's speed work)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--only", default=None, help="comma-separated model names")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--tree", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        REPO_UNDER_TEST = Path(args.tree)
+        print(json.dumps(worker(args.worker, args.steps, args.threads)))
+        return
+    names = [n for n in MODELS if not args.only or n in args.only.split(",")]
+    from tabulate import tabulate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "base"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(base), args.base],
+                       check=True, capture_output=True)
+        try:
+            best = {}
+            for _ in range(args.rounds):
+                for name in names:
+                    for label, tree in (("base", base), ("new", REPO)):
+                        r = measure(tree, name, args.steps, args.threads)
+                        key = (name, label)
+                        if key not in best or r["rate"] > best[key]["rate"]:
+                            best[key] = r
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(base)], capture_output=True)
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+    rows = []
+    for name in names:
+        b, n = best[(name, "base")], best[(name, "new")]
+        rows.append([name, f"{b['rate']:.2f}", f"{n['rate']:.2f}", f"{n['rate'] / b['rate']:.2f}x",
+                     f"{b['check']:.6g}", f"{n['check']:.6g}"])
+    unit = "steps/s (β-MAP: iterations/s)"
+    print(f"torch threads {args.threads}, {args.steps} timed steps after 2 warm-up, best of {args.rounds} rounds; "
+          f"base = {args.base}, new = {head} + working tree; {unit}")
+    print(tabulate(rows, headers=["model", "base", "new", "new/base", "loss base", "loss new"], tablefmt="github"))
+
+
+if __name__ == "__main__":
+    main()
