@@ -83,10 +83,12 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sigmas", default="15,25,50")
     ap.add_argument("--max-steps", type=int, default=300)
+    ap.add_argument("--betas", default=None, help="comma-separated method.beta values (default: the config's)")
     args, overrides = ap.parse_known_args(argv)
 
     import torch
 
+    from denoise_bench.methods.glow_map import prior_run_config
     from denoise_bench.priors import load_or_train_prior
     from denoise_bench.training import TrainingContext
 
@@ -95,24 +97,27 @@ def main(argv=None) -> None:
     if cfg0.get("threads"):
         torch.set_num_threads(int(cfg0.threads))
     with tempfile.TemporaryDirectory() as tmp:
-        glow = load_or_train_prior(TrainingContext(cfg0, Path(tmp)), cfg0)
+        pcfg = prior_run_config(cfg0)  # the prior a cell would use
+        glow = load_or_train_prior(TrainingContext(cfg0, Path(tmp)), pcfg)
     glow.eval()
     rows, notes = [], []
     shown = [s for s in SHOW if s <= args.max_steps]
+    betas = args.betas.split(",") if args.betas else [None]
     for sg in sigmas:
-        cfg = compose(overrides + [f"sigma={sg}"])
-        psnr, secs, n = curve(cfg, glow, args.max_steps)
-        m = cfg.method
-        rows.append([sg] + [f"{psnr[s]:.2f}" for s in shown]
-                    + [settled(psnr, 0.02), settled(psnr, 0.05), f"{secs / args.max_steps:.2f}"])
-        notes.append(f"σ={sg}: best {max(psnr):.2f} dB at iteration {psnr.index(max(psnr))}; "
-                     f"configured map_steps={int(m.map_steps)} gives {psnr[min(int(m.map_steps), args.max_steps)]:.2f}")
+        for beta in betas:
+            cfg = compose(overrides + [f"sigma={sg}"] + ([f"method.beta={beta}"] if beta else []))
+            psnr, secs, n = curve(cfg, glow, args.max_steps)
+            m = cfg.method
+            rows.append([sg, m.beta] + [f"{psnr[s]:.2f}" for s in shown]
+                        + [settled(psnr, 0.02), settled(psnr, 0.05), f"{secs / args.max_steps:.2f}"])
+            notes.append(f"σ={sg} β={m.beta}: best {max(psnr):.2f} dB at iteration {psnr.index(max(psnr))}; "
+                         f"configured map_steps={int(m.map_steps)} gives {psnr[min(int(m.map_steps), args.max_steps)]:.2f}")
     from tabulate import tabulate
 
-    print(f"\nβ-MAP convergence: {cfg0.data.name}, {n} test images, β={cfg0.method.beta}, lr={cfg0.method.map_lr}, "
-          f"space={cfg0.method.space}, prior L={cfg0.prior.levels} K={cfg0.prior.steps} hidden={cfg0.prior.hidden} "
-          f"{cfg0.prior.image_size}², torch threads {torch.get_num_threads()}; mean PSNR (dB) after N iterations\n")
-    print(tabulate(rows, headers=["σ"] + [str(s) for s in shown] + ["within 0.02 dB from", "within 0.05 dB from",
+    print(f"\nβ-MAP convergence: {cfg0.data.name}, {n} test images, lr={cfg0.method.map_lr}, "
+          f"space={cfg0.method.space}, prior L={pcfg.prior.levels} K={pcfg.prior.steps} hidden={pcfg.prior.hidden} "
+          f"{pcfg.prior.image_size}² ({pcfg.prior.train_steps} steps), torch threads {torch.get_num_threads()}; mean PSNR (dB) after N iterations\n")
+    print(tabulate(rows, headers=["σ", "β"] + [str(s) for s in shown] + ["within 0.02 dB from", "within 0.05 dB from",
                                                                     "s/iteration"], tablefmt="github"))
     print()
     for line in notes:

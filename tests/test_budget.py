@@ -82,3 +82,16 @@ def test_budget_table_lists_steps_minutes_and_the_paired_gap_to_bm3d(tmp_path):
     # every image differs by the same amount (write_cell): FDN − BM3D = −0.30 dB exactly, CI on it
     assert "FDN − BM3D -0.30 dB (95 % CI [-0.30, -0.30]" in t.caption
     assert "DnCNN − BM3D -0.50 dB" in t.caption and "(45 min)" in t.caption
+
+
+def test_budget_table_extrapolates_the_budget_for_parity_from_the_curve(tmp_path):
+    root = tmp_path / "budget"
+    write_cell(root, "b", "bm3d", 50, psnr=26.4, n=10)
+    d = write_cell(root, "f", "fdn", 50, psnr=26.0, n=10,
+                   metrics={"artifacts": [{"kind": "fdn", "steps": 900, "training_seconds": 480.0}]})
+    # validation PSNR +0.2 dB per doubling of time: 22.0 at 60 s ... 22.6 at 480 s
+    rows = ["step,seconds,train_loss,val_psnr"] + [f"{i},{60 * 2 ** i},,{22.0 + 0.2 * i}" for i in range(4)]
+    (d / "curve_fdn.csv").write_text("\n".join(rows) + "\n")
+    t = build("budget_celeba50", load_cells(root))
+    # gap −0.4 dB at 0.2 dB per doubling: two doublings of 8 min = 32 min
+    assert "fdn: validation PSNR +0.20 dB per doubling of training time; at that rate parity needs about 32 min" in t.caption

@@ -27,6 +27,7 @@ from denoise_bench.errors import ConfigError
 from denoise_bench.methods.base import DenoisingMethod
 from denoise_bench.weights import read_state_dict, sha256_file
 from denoise_bench.hparams import hp
+from denoise_bench.training.speed import adam
 from denoise_bench.training.schedule import step_drop
 
 LAYOUTS = ("ours/SaoYan's 'dncnn.<i>.*' with BN, cszn's PyTorch port 'dncnn.<i>.*' with BN and a first-conv "
@@ -147,7 +148,7 @@ class DnCNN(DenoisingMethod):
 
     def configure_optimizers(self):
         c = self.cfg
-        opt = torch.optim.Adam(self.parameters(), lr=float(hp(c, "lr")))
+        opt = adam(self.parameters(), lr=float(hp(c, "lr")))
         # lr x lr_drop for the last part of training (DnCNN paper: 1e-3, then 1e-4 from epoch 30 of 50);
         # under trainer.budget_minutes the drop comes at that fraction of the budget if it comes first
         sched = step_drop(self, opt, float(hp(c, "lr_drop_at")), float(hp(c, "lr_drop")))

@@ -22,6 +22,7 @@ from denoise_bench.errors import ConfigError
 from denoise_bench.methods.base import DenoisingMethod
 from denoise_bench.models.fdn_net import FDNNet, clean_channel_count
 from denoise_bench.hparams import hp
+from denoise_bench.training.speed import adam
 from denoise_bench.training.schedule import drop_factor
 
 
@@ -79,7 +80,7 @@ class FDN(DenoisingMethod):
 
     def configure_optimizers(self):
         c = self.cfg
-        opt = torch.optim.Adam(self.parameters(), lr=float(hp(c, "lr")),
+        opt = adam(self.parameters(), lr=float(hp(c, "lr")),
                                betas=tuple(hp(c, "betas")))
         every = max(1, int(hp(c, "lr_halve_every")))
         drop_at, drop = hp(c, "lr_drop_at"), float(hp(c, "lr_drop"))

@@ -34,6 +34,7 @@ from denoise_bench.errors import ConfigError, TrainingError
 from denoise_bench.methods.base import DenoisingMethod
 from denoise_bench.models.resnet_denoiser import ResNetDenoiser
 from denoise_bench.hparams import hp
+from denoise_bench.training.speed import adam
 from denoise_bench.training.schedule import step_drop
 
 RESNET_KEYS = ("blocks", "hidden", "norm", "slope", "input", "logit_eps")  # models/resnet_denoiser.py
@@ -229,7 +230,7 @@ class FlowPriorDenoiser(DenoisingMethod):
 
     def configure_optimizers(self):
         c = self.cfg
-        opt = torch.optim.Adam(self.net.parameters(), lr=float(hp(c, "lr")))
+        opt = adam(self.net.parameters(), lr=float(hp(c, "lr")))
         # lr x lr_drop for the last part of training (DnCNN paper: 1e-3, then 1e-4 from epoch 30 of 50);
         # under trainer.budget_minutes the drop comes at that fraction of the budget if it comes first
         sched = step_drop(self, opt, float(hp(c, "lr_drop_at")), float(hp(c, "lr_drop")))

@@ -28,6 +28,7 @@ from denoise_bench.errors import TrainingError
 from denoise_bench.flows import ActNorm, Glow
 from denoise_bench.tensor_images import to_uint8
 from denoise_bench.hparams import hp
+from denoise_bench.training.speed import adam
 
 
 def build_glow(cfg, channels: int) -> Glow:
@@ -131,7 +132,7 @@ class GlowPrior(L.LightningModule):
                             "lower prior.lr, raise prior.warmup_steps or set prior.gradient_clip_val")
 
     def configure_optimizers(self):
-        opt = torch.optim.Adam(self.parameters(), lr=float(hp(self.cfg, "lr", "prior")))
+        opt = adam(self.parameters(), lr=float(hp(self.cfg, "lr", "prior")))
         warmup = max(1, int(hp(self.cfg, "warmup_steps", "prior") or 1))
         # Glow's linear warm-up: lr·min(1, (step+1)/warmup)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))

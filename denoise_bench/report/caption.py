@@ -49,8 +49,15 @@ def training(cell: Cell) -> str | None:
     parts = []
     if cell.get("method.train_steps") is not None:
         weights = cell.get("method.weights")
-        parts.append(f"{cell.method}: weights {Path(str(weights)).name}" if weights
-                     else f"{cell.method}: {cell.get('method.train_steps')} training steps")
+        budget = cell.get("trainer.budget_minutes")
+        done = cell.training().get("steps")
+        if weights:
+            parts.append(f"{cell.method}: weights {Path(str(weights)).name}")
+        elif budget:  # the budget stopped training; train_steps was only a bound
+            parts.append(f"{cell.method}: {budget:g} min budget" + (f", {done} steps" if done is not None else "")
+                         + f" (bound {cell.get('method.train_steps')})")
+        else:
+            parts.append(f"{cell.method}: {cell.get('method.train_steps')} training steps")
     if cell.method in PRIOR_METHODS and cell.get("prior.name"):
         pw = cell.get("prior.weights")
         parts.append(f"{cell.get('prior.name')} prior: " + (f"weights {Path(str(pw)).name}" if pw else

@@ -367,9 +367,34 @@ def budget_gaps(chosen: dict, reference: str = "BM3D") -> str:
         if ref is None or col in (reference, "Noisy") or not cell.training():
             continue
         d = paired_diff(cell, ref, "psnr")
+        curve = parity_budget(cell, d.mean if d.significant else 0.0)  # a tie needs no extrapolation
         parts.append(f"{col} − {reference} {d.mean:+.2f} dB (95 % CI [{d.ci[0]:+.2f}, {d.ci[1]:+.2f}], "
-                     f"Wilcoxon p = {d.p:.2g}, {d.n} images)")
+                     f"Wilcoxon p = {d.p:.2g}, {d.n} images)" + (f" [{curve}]" if curve else ""))
     return "; ".join(parts)
+
+
+def parity_budget(cell: Cell, gap_db: float) -> str:
+    """What the learning curve suggests for parity: the validation PSNR's rise per doubling of training
+    time (least squares on log2 seconds over the last three quarters of the curve), and the budget at which
+    that rate would close ``gap_db`` (the test gap to the reference; an extrapolation, said as one)."""
+    import numpy as np
+    import pandas as pd
+
+    path = cell.path / f"curve_{cell.method}.csv"
+    try:
+        c = pd.read_csv(path).dropna(subset=["val_psnr"])
+    except (OSError, ValueError, KeyError):
+        return ""
+    c = c[c.seconds >= c.seconds.max() / 4]
+    if len(c) < 3:
+        return ""
+    slope = float(np.polyfit(np.log2(c.seconds.to_numpy()), c.val_psnr.to_numpy(), 1)[0])
+    minutes = float(c.seconds.max()) / 60.0
+    text = f"{cell.method}: validation PSNR +{slope:.2f} dB per doubling of training time" if slope > 0 else \
+        f"{cell.method}: validation PSNR no longer rising ({slope:+.2f} dB per doubling)"
+    if gap_db < 0 and slope > 0.01:
+        text += f"; at that rate parity needs about {minutes * 2 ** (-gap_db / slope):.0f} min (an extrapolation)"
+    return text
 
 
 @register("budget_celeba50")

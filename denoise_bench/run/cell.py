@@ -19,6 +19,7 @@ from denoise_bench.identity import cell_dirname, cell_key
 from denoise_bench.run import folder
 from denoise_bench.run.ddp_launch import cell_scope
 from denoise_bench.training.distributed import is_rank_zero
+from denoise_bench.training.speed import channels_last, keep_freed_memory
 
 
 def output_dir(cfg: DictConfig) -> Path:
@@ -84,6 +85,7 @@ def evaluate(cfg: DictConfig, out_dir: Path, key: str, stage: Path | None) -> di
     _quiet_libraries()
     start = time.perf_counter()
     torch.set_num_threads(int(cfg.get("threads") or torch.get_num_threads()))
+    keep_freed_memory()  # large activations reuse their pages (training/speed.py)
 
     # 1. config: the noise of the test and of the training, the method class
     sigma = "real" if cfg.data.get("paired", False) else cfg.sigma
@@ -121,6 +123,7 @@ def evaluate(cfg: DictConfig, out_dir: Path, key: str, stage: Path | None) -> di
                 ctx.fit_or_load(method, cfg.method.name, identity, dm, steps)
 
             # 5. test: one evaluation path for every method (DenoisingMethod.test_step)
+            channels_last(method)  # CPU: NHWC convolutions (training/speed.py)
             tester = make_trainer(cfg, logger=False, inference_mode=not method.grad_at_test)
             since = reset_peak_memory(method.device)
             start_bytes = current_memory(method.device)

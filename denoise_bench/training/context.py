@@ -24,6 +24,7 @@ from denoise_bench.errors import ConfigError, TrainingError
 from denoise_bench.identity import training_identity
 from denoise_bench.training import distributed
 from denoise_bench.training.callbacks import Checkpointer, CurveRecorder
+from denoise_bench.training.speed import channels_last
 
 
 def make_trainer(cfg: DictConfig, logger=False, max_steps: int = -1, inference_mode: bool = True,
@@ -98,6 +99,7 @@ class TrainingContext:
             if state is not None:
                 module.load_state_dict(state)
                 return "loaded"
+            channels_last(module)
             trainer.fit(module, datamodule=datamodule, ckpt_path=self._resume_path(ckpt))
             return "trained"
         with store.lock(kind, key) if store.enabled else contextlib.nullcontext():
@@ -122,6 +124,7 @@ class TrainingContext:
             from denoise_bench.measure import peak_memory, reset_peak_memory
 
             since = reset_peak_memory(trainer.strategy.root_device)
+            channels_last(module)  # CPU: NHWC convolutions (speed.py)
             start = time.perf_counter()
             try:
                 trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
