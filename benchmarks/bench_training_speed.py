@@ -6,7 +6,8 @@ The other commit is checked out in a temporary ``git worktree``; each (model, tr
 its own subprocess importing that tree's package, and the two trees alternate over ``--rounds`` rounds
 (the best round counts), so both see the same machine state. Inputs are synthetic batches of the quick
 configs' shapes (FDN also at the paper configuration on 32×32 crops); every step is a full optimiser step
-(zero_grad, forward, backward, Adam). The loss after the timed steps is printed for both trees: equal
+(zero_grad, forward, backward, Adam), with the fast paths a cell applies (channels-last, fused
+Adam, kept memory; none in trees older than them). The loss after the timed steps is printed for both trees: equal
 within float tolerance means the two trees compute the same thing.
 """
 from __future__ import annotations
@@ -33,9 +34,33 @@ MODELS = {
 }
 
 
+def fast_paths():
+    """The tree's CPU fast paths as a cell applies them (training/speed.py), or no-ops in an older tree."""
+    try:
+        from denoise_bench.training.speed import channels_last, keep_freed_memory
+    except ImportError:
+        return lambda m: m
+    keep_freed_memory()
+    return channels_last
+
+
+def optimizer(module):
+    """Adam at lr 1e-4 over the trainable parameters, built as the tree's training builds it (the fused
+    kernel of training/speed.py where the tree has it); the same lr in both trees, so the losses compare."""
+    import torch
+
+    params = [p for p in module.parameters() if p.requires_grad]
+    try:
+        from denoise_bench.training.speed import adam
+    except ImportError:
+        return torch.optim.Adam(params, lr=1e-4)
+    return adam(params, lr=1e-4)
+
+
 def worker(name: str, steps: int, threads: int) -> dict:
     import torch
 
+    to_fast = fast_paths()
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     kind, over, batch, channels, crop = MODELS[name]
@@ -56,6 +81,7 @@ def worker(name: str, steps: int, threads: int) -> dict:
         glow.eval()
         for p in glow.parameters():
             p.requires_grad_(False)
+        glow = to_fast(glow)  # as run_cell does before testing
         run = lambda n: beta_map(glow, noisy, sigma / 255.0, steps=n, lr=0.15)  # noqa: E731
         run(2)
         start = time.perf_counter()
@@ -94,7 +120,8 @@ def worker(name: str, steps: int, threads: int) -> dict:
             batch_d = {"noisy": noisy, "sigma": sigma}
     module.log = lambda *a, **k: None
     module.train()
-    opt = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=1e-4)
+    module = to_fast(module)  # as fit_or_load does before trainer.fit
+    opt = optimizer(module)
 
     def step():
         opt.zero_grad(set_to_none=True)
