@@ -32,8 +32,10 @@ def compose(overrides: list[str]):
         return hydra_compose("config", overrides=["logger=none", "progress=false", "method=glow_map", *overrides])
 
 
-def curve(cfg, glow, max_steps: int) -> tuple[list[float], float, int]:
-    """Mean PSNR after each iteration 0..max_steps over the run's test images; seconds; images."""
+def curve(cfg, glow, max_steps: int) -> tuple[list[float], float, int, list[list[float]], list[list[float]]]:
+    """Mean PSNR after each iteration 0..max_steps over the run's test images; seconds; images; and per image,
+    its PSNR and its residual ratio ‖C − N‖² / (D·σ²) after each iteration (the discrepancy a stopping rule
+    without the clean image can watch)."""
     import torch
 
     from denoise_bench.data.datamodule import DenoisingDataModule
@@ -51,6 +53,8 @@ def curve(cfg, glow, max_steps: int) -> tuple[list[float], float, int]:
         groups.setdefault(ds.shape(i), []).append(i)
     batch = int(cfg.data.test.batch_size)
     sums = [0.0] * (max_steps + 1)
+    per_psnr: list[list[float]] = []
+    per_ratio: list[list[float]] = []
     n, start = 0, time.perf_counter()
     for idx in groups.values():
         for k in range(0, len(idx), batch):
@@ -58,16 +62,32 @@ def curve(cfg, glow, max_steps: int) -> tuple[list[float], float, int]:
             noisy, clean = torch.stack([p["noisy"] for p in pick]), torch.stack([p["clean"] for p in pick])
             sigma = torch.stack([p["sigma"] for p in pick])
             ref = prepare(clean, protocol)
-
-            def trace(step, est):
-                sums[step] += float(psnr_per_image(prepare(est, protocol), ref).sum())
-
             m = method.cfg
             s = sigma.to(noisy) / 255.0
+            first = len(per_psnr)
+            per_psnr.extend([] for _ in pick)
+            per_ratio.extend([] for _ in pick)
+
+            def trace(step, est):
+                p = psnr_per_image(prepare(est, protocol), ref)
+                r = (est - noisy).pow(2).flatten(1).mean(1) / s.view(-1) ** 2
+                sums[step] += float(p.sum())
+                for j in range(len(pick)):
+                    per_psnr[first + j].append(float(p[j]))
+                    per_ratio[first + j].append(float(r[j]))
+
             beta_map(glow, noisy, s.clamp_min(1e-6), beta=float(m.beta), steps=max_steps, lr=float(m.map_lr),
                      space=str(m.space), likelihood_sigma=method.likelihood_sigma(s), trace=trace)
             n += len(pick)
-    return [x / n for x in sums], time.perf_counter() - start, n
+    return [x / n for x in sums], time.perf_counter() - start, n, per_psnr, per_ratio
+
+
+def discrepancy_stop(ratio: list[float], tau: float) -> int:
+    """First iteration whose residual ratio reaches ``tau`` (the last one if none does)."""
+    for i, r in enumerate(ratio):
+        if r >= tau:
+            return i
+    return len(ratio) - 1
 
 
 def settled(psnr: list[float], tol: float) -> int:
@@ -84,6 +104,8 @@ def main(argv=None) -> None:
     ap.add_argument("--sigmas", default="15,25,50")
     ap.add_argument("--max-steps", type=int, default=300)
     ap.add_argument("--betas", default=None, help="comma-separated method.beta values (default: the config's)")
+    ap.add_argument("--taus", default="0.6,0.7,0.8,0.9,1.0",
+                    help="discrepancy thresholds: each image stops when ‖C − N‖² / (D·σ²) reaches τ")
     args, overrides = ap.parse_known_args(argv)
 
     import torch
@@ -91,7 +113,9 @@ def main(argv=None) -> None:
     from denoise_bench.methods.glow_map import prior_run_config
     from denoise_bench.priors import load_or_train_prior
     from denoise_bench.training import TrainingContext
+    from denoise_bench.training.speed import channels_last, keep_freed_memory
 
+    keep_freed_memory()  # as a cell runs (run/cell.py)
     sigmas = args.sigmas.split(",")
     cfg0 = compose(overrides + [f"sigma={sigmas[0]}"])
     if cfg0.get("threads"):
@@ -99,15 +123,25 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pcfg = prior_run_config(cfg0)  # the prior a cell would use
         glow = load_or_train_prior(TrainingContext(cfg0, Path(tmp)), pcfg)
-    glow.eval()
+    glow = channels_last(glow.eval())  # as run_cell does before testing
     rows, notes = [], []
     shown = [s for s in SHOW if s <= args.max_steps]
     betas = args.betas.split(",") if args.betas else [None]
+    taus = [float(t) for t in args.taus.split(",")]
+    stop_rows = []
     for sg in sigmas:
         for beta in betas:
             cfg = compose(overrides + [f"sigma={sg}"] + ([f"method.beta={beta}"] if beta else []))
-            psnr, secs, n = curve(cfg, glow, args.max_steps)
+            psnr, secs, n, per_psnr, per_ratio = curve(cfg, glow, args.max_steps)
+            print(f"σ={sg} β={cfg.method.beta}: {n} images, {secs:.0f} s", flush=True)
             m = cfg.method
+            best_i = psnr.index(max(psnr))
+            ratio_at_best = sum(r[best_i] for r in per_ratio) / n
+            for tau in taus:
+                stops = [discrepancy_stop(r, tau) for r in per_ratio]
+                stop_rows.append([sg, m.beta, tau, f"{sum(stops) / n:.0f}", min(stops), max(stops),
+                                  f"{sum(p[i] for p, i in zip(per_psnr, stops)) / n:.2f}", f"{max(psnr):.2f}",
+                                  best_i, f"{ratio_at_best:.3f}"])
             rows.append([sg, m.beta] + [f"{psnr[s]:.2f}" for s in shown]
                         + [settled(psnr, 0.02), settled(psnr, 0.05), f"{secs / args.max_steps:.2f}"])
             notes.append(f"σ={sg} β={m.beta}: best {max(psnr):.2f} dB at iteration {psnr.index(max(psnr))}; "
@@ -122,6 +156,10 @@ def main(argv=None) -> None:
     print()
     for line in notes:
         print(line)
+    print("\nDiscrepancy stop: each image stops at the first iteration where ‖C − N‖² / (D·σ²) ≥ τ "
+          f"(else at {args.max_steps}); mean PSNR at those stops vs the best fixed count\n")
+    print(tabulate(stop_rows, headers=["σ", "β", "τ", "mean stop", "min", "max", "PSNR at stop", "best fixed",
+                                       "best fixed at", "ratio there"], tablefmt="github"))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """Training steps/second of every trained model and β-MAP iterations/second, this tree against another commit.
 
-    python benchmarks/bench_training_speed.py [--base REV] [--threads 2] [--steps 20] [--rounds 2]
+    python benchmarks/bench_training_speed.py [--base REV] [--threads 2] [--steps 20] [--rounds 5]
 
 The other commit is checked out in a temporary ``git worktree``; each (model, tree) measurement runs in
-its own subprocess importing that tree's package, and the two trees alternate over ``--rounds`` rounds
-(the best round counts), so both see the same machine state. Inputs are synthetic batches of the quick
+its own subprocess importing that tree's package, and the two trees alternate within every round, so
+each round's ratio new/base compares two measurements taken a few seconds apart. The table shows the
+median rate of each tree and the median and range of the per-round ratios (a shared VM's speed drifts
+by ±20 % over minutes: one round's ratio is not evidence, the median over rounds is). Inputs are synthetic batches of the quick
 configs' shapes (FDN also at the paper configuration on 32×32 crops); every step is a full optimiser step
 (zero_grad, forward, backward, Adam), with the fast paths a cell applies (channels-last, fused
 Adam, kept memory; none in trees older than them). The loss after the timed steps is printed for both trees: equal
@@ -20,12 +22,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 REPO = Path(__file__).resolve().parents[1]
 
 # name: (builder kind, config overrides, batch, channels, crop)
 MODELS = {
     "fdn quick": ("fdn", {"flow_blocks": 2, "sof_blocks": 4, "growth": 16}, 8, 3, 32),
+    "fdn quick gray (the builtin cells)": ("fdn", {"flow_blocks": 2, "sof_blocks": 4, "growth": 16}, 8, 1, 32),
     "fdn paper": ("fdn", {"flow_blocks": 2, "sof_blocks": 8, "growth": 32}, 4, 3, 32),
     "glow prior quick": ("glow", {"levels": 3, "steps": 8, "hidden": 64}, 16, 3, 32),
     "dncnn quick": ("dncnn", {"depth": 8, "features": 32}, 16, 1, 40),
@@ -158,7 +162,7 @@ def main() -> None:
     ap.add_argument("--base", default="2078022", help="the commit to compare with (default: before issue 13's speed work)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--only", default=None, help="comma-separated model names")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--tree", help=argparse.SUPPRESS)
@@ -175,27 +179,27 @@ def main() -> None:
         subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(base), args.base],
                        check=True, capture_output=True)
         try:
-            best = {}
+            runs: dict[tuple[str, str], list[dict]] = {}
             for _ in range(args.rounds):
                 for name in names:
                     for label, tree in (("base", base), ("new", REPO)):
-                        r = measure(tree, name, args.steps, args.threads)
-                        key = (name, label)
-                        if key not in best or r["rate"] > best[key]["rate"]:
-                            best[key] = r
+                        runs.setdefault((name, label), []).append(measure(tree, name, args.steps, args.threads))
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(base)], capture_output=True)
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                           text=True).stdout.strip()
     rows = []
     for name in names:
-        b, n = best[(name, "base")], best[(name, "new")]
-        rows.append([name, f"{b['rate']:.2f}", f"{n['rate']:.2f}", f"{n['rate'] / b['rate']:.2f}x",
-                     f"{b['check']:.6g}", f"{n['check']:.6g}"])
+        b, n = runs[(name, "base")], runs[(name, "new")]
+        ratios = sorted(x["rate"] / y["rate"] for x, y in zip(n, b))
+        rows.append([name, f"{median([x['rate'] for x in b]):.2f}", f"{median([x['rate'] for x in n]):.2f}",
+                     f"{median(ratios):.2f}x", f"{ratios[0]:.2f}–{ratios[-1]:.2f}",
+                     f"{b[-1]['check']:.6g}", f"{n[-1]['check']:.6g}"])
     unit = "steps/s (β-MAP: iterations/s)"
-    print(f"torch threads {args.threads}, {args.steps} timed steps after 2 warm-up, best of {args.rounds} rounds; "
-          f"base = {args.base}, new = {head} + working tree; {unit}")
-    print(tabulate(rows, headers=["model", "base", "new", "new/base", "loss base", "loss new"], tablefmt="github"))
+    print(f"torch threads {args.threads}, {args.steps} timed steps after 2 warm-up, {args.rounds} rounds (base and new "
+          f"alternating); base = {args.base}, new = {head} + working tree; median {unit}")
+    print(tabulate(rows, headers=["model", "base", "new", "new/base (median)", "range over rounds", "loss base",
+                                  "loss new"], tablefmt="github"))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from denoise_bench.flows import (
     Squeeze,
     gaussian_log_prob,
 )
+from denoise_bench.flows.coupling import twin_dense_blocks
 
 TOL = {torch.float64: 1e-9, torch.float32: 1e-4}
 
@@ -251,6 +252,22 @@ def test_dense_block_structure():
     assert all(c.kernel_size == (3, 3) and c.bias is not None for c in convs)
     assert torch.all(convs[-1].weight == 0) and torch.all(convs[-1].bias == 0)
     assert block(torch.randn(1, 9, 4, 4)).shape == (1, 3, 4, 4)
+
+
+def test_g2_and_g3_run_as_one_two_group_network_with_the_same_outputs_and_gradients():
+    """The coupling computes g2(y1) and g3(y1) in one pass of grouped convolutions (twin_dense_blocks):
+    the outputs and every parameter's gradient equal the two blocks run on their own."""
+    torch.manual_seed(0)
+    layer = perturb(DenseAffineCoupling(12, split_len=3, growth=4)).double()
+    y1 = torch.randn(2, 3, 5, 6, dtype=torch.float64)
+    h2, h3 = twin_dense_blocks(layer.g2, layer.g3, y1)
+    torch.testing.assert_close(h2, layer.g2(y1), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(h3, layer.g3(y1), rtol=1e-12, atol=1e-12)
+    params = list(layer.g2.parameters()) + list(layer.g3.parameters())
+    fused = torch.autograd.grad((h2 ** 2).sum() + (h3 ** 3).sum(), params)
+    alone = torch.autograd.grad((layer.g2(y1) ** 2).sum() + (layer.g3(y1) ** 3).sum(), params)
+    for a, b in zip(fused, alone):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
 def test_dense_coupling_is_identity_at_init_and_scale_is_bounded():

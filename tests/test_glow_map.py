@@ -188,3 +188,29 @@ def test_prior_data_test_refuses_a_test_size_the_prior_cannot_squeeze():
 
     with pytest.raises(ConfigError, match="not a multiple of"):
         prior_run_config(_compose("data=celeba", "data.root=/x", "data.test.crop=60"))
+
+
+def test_the_discrepancy_stop_ends_each_image_when_its_residual_reaches_the_noise_energy(flat_prior):
+    """method.map_stop: image i stops after the first iteration with ‖C − N‖²/(D·σ_i²) ≥ τ, on its own."""
+    _, noisy = flat_test_batch()
+    sigma = torch.tensor([0.1, 0.05, 0.2, 0.1])
+    ratio = lambda c, n, s: ((c - n) ** 2).flatten(1).mean(1) / s ** 2  # noqa: E731
+    runs: list[list[float]] = [[] for _ in range(4)]
+
+    def trace(step, est):
+        for i, r in enumerate(ratio(est, noisy, sigma)):
+            runs[i].append(float(r))
+
+    full = beta_map(flat_prior, noisy, sigma, beta=1.0, steps=60, lr=0.2, trace=trace)
+    tau = 0.3
+    stops = [next(k for k in range(1, 61) if r[k] >= tau) for r in runs]  # each image reaches τ before 60
+    assert len(set(stops)) > 1  # the images stop at different iterations
+    stopped = beta_map(flat_prior, noisy, sigma, beta=1.0, steps=60, lr=0.2, stop_ratio=tau)
+    got = ratio(stopped, noisy, sigma)
+    for i, k in enumerate(stops):
+        assert got[i].item() == pytest.approx(runs[i][k], rel=1e-5)  # the estimate of its stopping iteration
+        assert got[i] >= tau and runs[i][k - 1] < tau
+    alone = beta_map(flat_prior, noisy[1:2], sigma[1:2], beta=1.0, steps=60, lr=0.2, stop_ratio=tau)
+    torch.testing.assert_close(alone[0], stopped[1], atol=1e-5, rtol=0)
+    never = beta_map(flat_prior, noisy, sigma, beta=1.0, steps=60, lr=0.2, stop_ratio=1e9)
+    torch.testing.assert_close(never, full, atol=0, rtol=0)  # unreachable τ: every image runs all steps

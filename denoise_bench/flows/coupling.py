@@ -116,6 +116,23 @@ class DenseBlock(nn.Module):
         return self.last(torch.cat(feats, dim=1))
 
 
+def twin_dense_blocks(a: DenseBlock, b: DenseBlock, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(a(x), b(x))`` for two dense blocks of one shape reading the same input, computed as one
+    two-group network: each layer is a single grouped convolution over [a's features, b's features]
+    with the two blocks' weights stacked, so every layer is one call instead of two (the small
+    convolutions of FDN's couplings are bound by per-call cost on a CPU). Same arithmetic per group."""
+    fa, fb = [x], [x]
+    for ca, cb in zip(a.convs, b.convs):
+        out = F.conv2d(torch.cat(fa + fb, dim=1), torch.cat([ca.weight, cb.weight]), torch.cat([ca.bias, cb.bias]),
+                       padding=1, groups=2)
+        oa, ob = F.leaky_relu(out, 0.2).chunk(2, dim=1)
+        fa.append(oa)
+        fb.append(ob)
+    out = F.conv2d(torch.cat(fa + fb, dim=1), torch.cat([a.last.weight, b.last.weight]),
+                   torch.cat([a.last.bias, b.last.bias]), padding=1, groups=2)
+    return out.chunk(2, dim=1)
+
+
 class DenseAffineCoupling(InvertibleLayer):
     """FDN / InvDN coupling (FDN paper, equations above Table I).
 
@@ -142,19 +159,21 @@ class DenseAffineCoupling(InvertibleLayer):
         self.g2 = DenseBlock(split_len, rest, growth, init)
         self.g3 = DenseBlock(split_len, rest, growth, init)
 
-    def _log_scale(self, y1):
-        return self.clamp * (2.0 * torch.sigmoid(self.g2(y1)) - 1.0)
+    def _log_scale_and_shift(self, y1):
+        """(s, g3(y1)): g2 and g3 both read y1, so they run as one two-group network."""
+        h2, h3 = twin_dense_blocks(self.g2, self.g3, y1)
+        return self.clamp * (2.0 * torch.sigmoid(h2) - 1.0), h3
 
     def forward(self, x):
         x1, x2 = x[:, : self.split_len], x[:, self.split_len :]
         y1 = x1 + self.g1(x2)
-        s = self._log_scale(y1)
-        y2 = x2 * torch.exp(s) + self.g3(y1)
+        s, shift = self._log_scale_and_shift(y1)
+        y2 = x2 * torch.exp(s) + shift
         return torch.cat([y1, y2], dim=1), s.flatten(1).sum(1)
 
     def inverse(self, y):
         y1, y2 = y[:, : self.split_len], y[:, self.split_len :]
-        s = self._log_scale(y1)
-        x2 = (y2 - self.g3(y1)) * torch.exp(-s)
+        s, shift = self._log_scale_and_shift(y1)
+        x2 = (y2 - shift) * torch.exp(-s)
         x1 = y1 - self.g1(x2)
         return torch.cat([x1, x2], dim=1)

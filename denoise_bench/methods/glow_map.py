@@ -31,7 +31,8 @@ from denoise_bench.hparams import hp
 
 def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0, steps: int = 500,
              lr: float = 1e-3, space: str = "pixel", progress: bool = False,
-             likelihood_sigma: torch.Tensor | None = None, trace=None) -> torch.Tensor:
+             likelihood_sigma: torch.Tensor | None = None, trace=None,
+             stop_ratio: float | None = None) -> torch.Tensor:
     """β-MAP estimate of the clean batch (eq. 5), one independent Adam problem per image.
 
     Args:
@@ -44,6 +45,11 @@ def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0,
             term 2.25× less, i.e. the paper's β equals ours × 2.25.
         trace: optional ``trace(step, estimate)``, called before the first and after every Adam step with
             the current estimate in [0, 1] (the convergence study, benchmarks/bench_glow_map_convergence.py).
+        stop_ratio: the discrepancy principle (Morozov): image i stops after the first iteration at which
+            its residual ‖C − N‖² / (D·σ_i²) reaches ``stop_ratio`` (D values per image, σ_i its noise
+            std), i.e. once C explains the observation only up to the expected noise energy; ``steps``
+            is then the most any image gets. The loop ends when every image has stopped. None: every
+            image runs ``steps`` iterations.
     """
     if space not in ("pixel", "latent"):
         raise ConfigError(f"method.space={space!r}: expected 'pixel' or 'latent'")
@@ -72,6 +78,8 @@ def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0,
 
         if trace is not None:
             trace(0, estimate())
+        stopped = torch.zeros(noisy.shape[0], dtype=torch.bool, device=noisy.device)
+        kept = torch.empty_like(noisy)
         for step in tqdm(range(int(steps)), desc=f"beta-MAP x{noisy.shape[0]}", leave=False, disable=not progress):
             opt.zero_grad(set_to_none=True)
             if space == "pixel":
@@ -90,9 +98,20 @@ def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0,
             if space == "pixel":  # projection: keep C in [0, 1]
                 with torch.no_grad():
                     u.copy_(((noisy + s * u).clamp(0.0, 1.0) - noisy) / s)
+            if trace is None and stop_ratio is None:
+                continue
+            current = estimate()
             if trace is not None:
-                trace(step + 1, estimate())
-        return estimate()
+                trace(step + 1, current)
+            if stop_ratio is not None:
+                residual = (current - noisy).pow(2).flatten(1).mean(1) / s.view(-1) ** 2
+                now = (residual >= float(stop_ratio)) & ~stopped
+                kept[now] = current[now]
+                stopped |= now
+                if bool(stopped.all()):
+                    break
+        current = estimate()
+        return torch.where(stopped.view(-1, 1, 1, 1), kept, current)
 
 
 def prior_run_config(cfg):
@@ -167,7 +186,16 @@ class GlowMAP(DenoisingMethod):
         return beta_map(self.prior, noisy, s.clamp_min(1e-6), beta=float(hp(c, "beta")),
                         steps=int(hp(c, "map_steps")), lr=float(hp(c, "map_lr")),
                         space=str(hp(c, "space")), progress=self.show_progress,
-                        likelihood_sigma=self.likelihood_sigma(s))
+                        likelihood_sigma=self.likelihood_sigma(s), stop_ratio=self.stop_ratio())
+
+    def stop_ratio(self) -> float | None:
+        """``method.map_stop``: the discrepancy level at which an image stops (null: map_steps for all)."""
+        stop = hp(self.cfg, "map_stop")
+        if stop is None:
+            return None
+        if not float(stop) > 0:
+            raise ConfigError(f"method.map_stop={stop}: expected a positive residual ratio (or null)")
+        return float(stop)
 
     def likelihood_sigma(self, noise_std: torch.Tensor) -> torch.Tensor:
         """``method.likelihood_sigma``: ``noise`` = the std of the noise actually added (per image);
