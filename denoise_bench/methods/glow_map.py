@@ -8,7 +8,9 @@ used for that image). Adam starts from C = N and C is kept in [0, 1] by clamping
 (projected Adam). Adam runs on u with C = N + σ·u, so its step (about ``lr`` per iteration) is in
 units of each image's own noise std and one setting suits every noise level. log p is the frozen
 prior's density at y = C − ½ without dequantisation noise (``log_prob(x, dequantize=False)``), so
-the objective is deterministic.
+the objective is deterministic. Each image stops by the discrepancy principle (``method.map_stop``):
+once ‖C − N‖² reaches map_stop · D·σ², the noise energy a faithful estimate leaves in its residual;
+``map_steps`` bounds the iterations (benchmarks/RESULTS.md: above the best fixed count at every σ).
 
 A batch of B images is B independent optimisations in one pass: the loss is the SUM of the
 per-image objectives, so the gradient w.r.t. image i is that image's own (the Glow has no
