@@ -40,7 +40,7 @@ def curve(cfg, glow, max_steps: int) -> tuple[list[float], float, int, list[list
 
     from denoise_bench.data.datamodule import DenoisingDataModule
     from denoise_bench.data.noise import NoiseSpec
-    from denoise_bench.methods.glow_map import GlowMAP, beta_map
+    from denoise_bench.methods.glow_map import GlowMAP, beta_map, residual_ratio
     from denoise_bench.metrics import MetricProtocol, prepare, psnr_per_image
 
     protocol = MetricProtocol.from_cfg(cfg.metrics)
@@ -70,7 +70,7 @@ def curve(cfg, glow, max_steps: int) -> tuple[list[float], float, int, list[list
 
             def trace(step, est):
                 p = psnr_per_image(prepare(est, protocol), ref)
-                r = (est - noisy).pow(2).flatten(1).mean(1) / s.view(-1) ** 2
+                r = residual_ratio(est, noisy, s)
                 sums[step] += float(p.sum())
                 for j in range(len(pick)):
                     per_psnr[first + j].append(float(p[j]))
@@ -83,9 +83,10 @@ def curve(cfg, glow, max_steps: int) -> tuple[list[float], float, int, list[list
 
 
 def discrepancy_stop(ratio: list[float], tau: float) -> int:
-    """First iteration whose residual ratio reaches ``tau`` (the last one if none does)."""
-    for i, r in enumerate(ratio):
-        if r >= tau:
+    """Where ``beta_map(stop_ratio=tau)`` stops: the first iteration after the start whose residual ratio
+    reaches ``tau`` (the last one if none does)."""
+    for i in range(1, len(ratio)):
+        if ratio[i] >= tau:
             return i
     return len(ratio) - 1
 

@@ -31,6 +31,12 @@ from denoise_bench.tensor_images import pad_to_multiple
 from denoise_bench.hparams import hp
 
 
+def residual_ratio(estimate: torch.Tensor, noisy: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """‖C − N‖² / (D·σ²) per image, [B]: the discrepancy ``method.map_stop`` watches (1 = the residual holds
+    the expected noise energy). ``sigma``: each image's noise std on the [0, 1] scale, [B]."""
+    return (estimate - noisy).pow(2).flatten(1).mean(1) / sigma.reshape(-1) ** 2
+
+
 def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0, steps: int = 500,
              lr: float = 1e-3, space: str = "pixel", progress: bool = False,
              likelihood_sigma: torch.Tensor | None = None, trace=None,
@@ -106,8 +112,7 @@ def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0,
             if trace is not None:
                 trace(step + 1, current)
             if stop_ratio is not None:
-                residual = (current - noisy).pow(2).flatten(1).mean(1) / s.view(-1) ** 2
-                now = (residual >= float(stop_ratio)) & ~stopped
+                now = (residual_ratio(current, noisy, s) >= float(stop_ratio)) & ~stopped
                 kept[now] = current[now]
                 stopped |= now
                 if bool(stopped.all()):
