@@ -10,7 +10,7 @@ from denoise_bench.data.datamodule import DenoisingDataModule
 from denoise_bench.data.items import ImageRef, read_image
 from denoise_bench.data.noise import NoiseSpec
 from denoise_bench.data.sources import list_items
-from denoise_bench.errors import DataError
+from denoise_bench.errors import ConfigError, DataError
 
 
 def data_cfg(name: str, **overrides):
@@ -37,6 +37,18 @@ def test_builtin_gray_and_colour_variants(name, channels):
     assert batch["clean"].shape[1:] == (channels, 64, 64)
     assert batch["noisy"].shape == batch["clean"].shape
     assert torch.all(batch["sigma"] == 25.0)
+
+
+def test_a_cell_can_evaluate_the_validation_images_instead_of_the_test_images():
+    """data.test.split=val: settings are chosen on validation images; the test images stay untouched."""
+    cfg = data_cfg("builtin", test={"split": "val"})
+    dm = DenoisingDataModule(cfg, NoiseSpec(25.0))
+    val_ids = {i.id for i in list_items(cfg, "val")}
+    assert {s["id"] for s in dm.test_set().samples} == val_ids
+    assert not val_ids & {i.id for i in list_items(cfg, "test")}
+    assert "val split" in dm.describe()
+    with pytest.raises(ConfigError, match="data.test.split='train'"):
+        DenoisingDataModule(data_cfg("builtin", test={"split": "train"}), NoiseSpec(25.0)).test_set()
 
 
 def test_folder_reader_lists_images_with_stable_ids(image_folder):

@@ -12,7 +12,8 @@ minimising the paper's objective
 B a normalised Gaussian blur (``denoise_bench.blur``; ``method.blur=false``: B = identity).
 λ from the MAP argument: B(N) = B(C) + B(n) with B(n) ~ N(0, σ²‖b‖₂²) per pixel, so
 −log p(B(N)|D) = ‖B(D) − B(N)‖² / (2σ²‖b‖₂²) + const; multiplying the MAP objective by
-2σ²‖b‖₂² gives λ = 2σ²‖b‖₂² (σ on [0, 1]), times ``method.lambda_mult`` = c.
+2σ²‖b‖₂² gives λ = 2σ²‖b‖₂² (σ on [0, 1]), times ``method.lambda_mult`` = c (and, with
+``method.lambda_sigma_ref`` = σ_ref, times σ/σ_ref: see ``map_lambda``).
 The prior is frozen, in eval(), evaluated without dequantisation noise (a smooth function of D).
 
 Resolution: the prior models images of one size (its training crops = ``data.patch_size``). The
@@ -40,10 +41,16 @@ from denoise_bench.training.schedule import step_drop
 RESNET_KEYS = ("blocks", "hidden", "norm", "slope", "input", "logit_eps")  # models/resnet_denoiser.py
 
 
-def map_lambda(sigma255: torch.Tensor | float, blur_sq_norm: float, mult: float = 1.0) -> torch.Tensor:
-    """λ = c · 2σ²‖b‖₂², σ = sigma/255: the MAP weight of −log p for the summed squared error."""
-    s = torch.as_tensor(sigma255, dtype=torch.float32) / 255.0
-    return float(mult) * 2.0 * s**2 * float(blur_sq_norm)
+def map_lambda(sigma255: torch.Tensor | float, blur_sq_norm: float, mult: float = 1.0,
+               sigma_ref: float | None = None) -> torch.Tensor:
+    """λ = c · 2σ²‖b‖₂², σ = sigma/255: the MAP weight of −log p for the summed squared error.
+
+    With ``sigma_ref`` (0-255 scale) λ is further multiplied by sigma/sigma_ref: the prior counts
+    less at low noise and as the MAP weight at sigma_ref (a weak prior over-smooths when weighted as
+    a true density; ``method.lambda_sigma_ref``, chosen on validation images at quick scale)."""
+    sigma = torch.as_tensor(sigma255, dtype=torch.float32)
+    lam = float(mult) * 2.0 * (sigma / 255.0) ** 2 * float(blur_sq_norm)
+    return lam if sigma_ref is None else lam * sigma / float(sigma_ref)
 
 
 def tile_starts(length: int, tile: int) -> list[int]:
@@ -99,6 +106,10 @@ class FlowPriorDenoiser(DenoisingMethod):
         self.lambda_mult = float(hp(c, "lambda_mult"))
         if not self.lambda_mult >= 0:
             raise ConfigError(f"method.lambda_mult={self.lambda_mult}: expected >= 0")
+        ref = hp(c, "lambda_sigma_ref")
+        self.lambda_sigma_ref = None if ref is None else float(ref)
+        if self.lambda_sigma_ref is not None and not self.lambda_sigma_ref > 0:
+            raise ConfigError(f"method.lambda_sigma_ref={ref}: expected a noise level > 0 (0-255 scale) or null")
         self._prior: tuple = ()  # (Glow,) kept outside the module tree: not trained, not in the artifact
         self.prior_key: dict | None = None
         self.prior_size: int | None = None
@@ -196,7 +207,7 @@ class FlowPriorDenoiser(DenoisingMethod):
     def lam(self, sigma: torch.Tensor) -> torch.Tensor:
         if torch.isnan(sigma).any():
             raise ConfigError("flow_prior needs the noise level for λ(σ); real noise (sigma=real) is not supported")
-        return map_lambda(sigma, self.blur.sq_norm, self.lambda_mult).to(sigma.device)
+        return map_lambda(sigma, self.blur.sq_norm, self.lambda_mult, self.lambda_sigma_ref).to(sigma.device)
 
     def objective(self, denoised: torch.Tensor, noisy: torch.Tensor, sigma: torch.Tensor) -> dict:
         """Per-image terms of L = ‖B(D) − B(N)‖² − λ·log p_C(D), [B] each."""
