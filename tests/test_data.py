@@ -40,7 +40,7 @@ def test_builtin_gray_and_colour_variants(name, channels):
 
 
 def test_a_cell_can_evaluate_the_validation_images_instead_of_the_test_images():
-    """data.test.split=val: settings are chosen on validation images; the test images stay untouched."""
+    """+data.test.split=val: settings are chosen on validation images; the test images stay untouched."""
     cfg = data_cfg("builtin", test={"split": "val"})
     dm = DenoisingDataModule(cfg, NoiseSpec(25.0))
     val_ids = {i.id for i in list_items(cfg, "val")}

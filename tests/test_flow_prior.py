@@ -70,8 +70,6 @@ def test_lambda_is_c_times_2_sigma2_b2():
         plain.lam(torch.tensor([float("nan")]))
 
 
-# -- the network and the objective ----------------------------------------------------------------
-
 def test_lambda_sigma_ref_scales_lambda_by_sigma_over_the_reference():
     """lambda_sigma_ref = s: lambda = c 2 sigma^2 ||b||^2 * sigma/s, the MAP weight at sigma = s, less below it."""
     method = FlowPriorDenoiser(method_cfg("flow_prior", {"blur": False, "lambda_mult": 2.0, "lambda_sigma_ref": 50,
@@ -82,6 +80,9 @@ def test_lambda_sigma_ref_scales_lambda_by_sigma_over_the_reference():
     assert float(method.lam(torch.tensor([50.0]))) == pytest.approx(float(map_weight[2]))
     with pytest.raises(ConfigError, match="lambda_sigma_ref"):
         FlowPriorDenoiser(method_cfg("flow_prior", {"lambda_sigma_ref": 0, "resnet": {"blocks": 1}}))
+
+
+# -- the network and the objective ----------------------------------------------------------------
 
 def test_resnet_starts_as_the_identity_and_outputs_in_the_unit_interval():
     torch.manual_seed(0)
