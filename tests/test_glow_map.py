@@ -214,3 +214,40 @@ def test_the_discrepancy_stop_ends_each_image_when_its_residual_reaches_the_nois
     torch.testing.assert_close(alone[0], stopped[1], atol=1e-5, rtol=0)
     never = beta_map(flat_prior, noisy, sigma, beta=1.0, steps=60, lr=0.2, stop_ratio=1e9)
     torch.testing.assert_close(never, full, atol=0, rtol=0)  # unreachable τ: every image runs all steps
+
+
+class CountingPrior:
+    """The prior, recording how many images each log-density evaluation carries."""
+
+    def __init__(self, prior):
+        self.prior, self.batch_sizes = prior, []
+
+    def __getattr__(self, name):
+        return getattr(self.prior, name)
+
+    def log_prob(self, x, **kwargs):
+        self.batch_sizes.append(x.shape[0])
+        return self.prior.log_prob(x, **kwargs)
+
+
+def test_a_stopped_image_leaves_the_batch_and_costs_nothing_more(flat_prior):
+    """With the discrepancy stop the prior sees, in all, each image once per iteration it ran — not the
+    whole batch until the last image stops — and every image's estimate is the one it stopped at."""
+    _, noisy = flat_test_batch()
+    sigma = torch.tensor([0.1, 0.05, 0.2, 0.1])
+    tau = 0.3
+    counting = CountingPrior(flat_prior)
+    stopped = beta_map(counting, noisy, sigma, beta=1.0, steps=60, lr=0.2, stop_ratio=tau)
+    alone, iterations = [], []
+    for i in range(4):
+        single = CountingPrior(flat_prior)
+        alone.append(beta_map(single, noisy[i:i + 1], sigma[i:i + 1], beta=1.0, steps=60, lr=0.2, stop_ratio=tau))
+        iterations.append(len(single.batch_sizes))
+    assert len(set(iterations)) > 1 and max(iterations) < 60  # the images stop at different iterations
+    assert sum(counting.batch_sizes) == sum(iterations)  # image-iterations: each image's own count
+    assert counting.batch_sizes == sorted(counting.batch_sizes, reverse=True) and counting.batch_sizes[-1] < 4
+    torch.testing.assert_close(stopped, torch.cat(alone), atol=1e-5, rtol=0)
+    latent = beta_map(flat_prior, noisy, sigma, beta=1.0, steps=60, lr=0.1, space="latent", stop_ratio=tau)
+    latent_alone = [beta_map(flat_prior, noisy[i:i + 1], sigma[i:i + 1], beta=1.0, steps=60, lr=0.1, space="latent",
+                             stop_ratio=tau) for i in range(4)]
+    torch.testing.assert_close(latent, torch.cat(latent_alone), atol=1e-5, rtol=0)

@@ -56,7 +56,8 @@ def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0,
         stop_ratio: the discrepancy principle (Morozov): image i stops after the first iteration at which
             its residual ‖C − N‖² / (D·σ_i²) reaches ``stop_ratio`` (D values per image, σ_i its noise
             std), i.e. once C explains the observation only up to the expected noise energy; ``steps``
-            is then the most any image gets. The loop ends when every image has stopped. None: every
+            is then the most any image gets. A stopped image leaves the batch (the others go on as they
+            would have in it, at less cost); the loop ends when every image has stopped. None: every
             image runs ``steps`` iterations.
     """
     if space not in ("pixel", "latent"):
@@ -65,14 +66,15 @@ def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0,
 
     h, w = noisy.shape[-2:]
     factor = 2 ** prior.n_levels
+    out = noisy.detach().clone()  # every image's estimate, written when it stops (or at the end)
+    active = torch.arange(noisy.shape[0], device=noisy.device)  # the images still optimised
     noisy = noisy.detach()
     s = sigma.to(noisy).view(-1, 1, 1, 1)
     s_like = s.view(-1) if likelihood_sigma is None else likelihood_sigma.to(noisy).view(-1)
-    weight = float(beta) / (2.0 * s_like ** 2)  # β/(2σ²) per image, σ of the likelihood
+    weight = (float(beta) / (2.0 * s_like ** 2)).view(-1)  # β/(2σ²) per image, σ of the likelihood
     with torch.enable_grad():
         if space == "pixel":  # C = N + σ·u, starting from C = N (in range)
-            u = ((noisy.clamp(0.0, 1.0) - noisy) / s).requires_grad_(True)
-            params = [u]
+            params = [((noisy.clamp(0.0, 1.0) - noisy) / s).requires_grad_(True)]
         else:
             zs, _ = prior.encode(pad_to_multiple(noisy.clamp(0.0, 1.0), factor), standardize=True)
             params = [z.detach().clone().requires_grad_(True) for z in zs]
@@ -81,17 +83,21 @@ def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0,
         def estimate():
             with torch.no_grad():
                 if space == "pixel":
-                    return (noisy + s * u).clamp(0.0, 1.0)
+                    return (noisy + s * params[0]).clamp(0.0, 1.0)
                 return prior.decode(params, standardized=True)[..., :h, :w].clamp(0.0, 1.0)
+
+        def whole(current):
+            """The full batch: the stopped images' kept estimates, the active ones' current."""
+            full = out.clone()
+            full[active] = current
+            return full
 
         if trace is not None:
             trace(0, estimate())
-        stopped = torch.zeros(noisy.shape[0], dtype=torch.bool, device=noisy.device)
-        kept = torch.empty_like(noisy)
         for step in tqdm(range(int(steps)), desc=f"beta-MAP x{noisy.shape[0]}", leave=False, disable=not progress):
             opt.zero_grad(set_to_none=True)
             if space == "pixel":
-                c_img = noisy + s * u
+                c_img = noisy + s * params[0]
                 full = pad_to_multiple(c_img, factor)
             else:
                 full = prior.decode(params, standardized=True)
@@ -105,20 +111,39 @@ def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0,
             opt.step()
             if space == "pixel":  # projection: keep C in [0, 1]
                 with torch.no_grad():
-                    u.copy_(((noisy + s * u).clamp(0.0, 1.0) - noisy) / s)
+                    params[0].copy_(((noisy + s * params[0]).clamp(0.0, 1.0) - noisy) / s)
             if trace is None and stop_ratio is None:
                 continue
             current = estimate()
             if trace is not None:
-                trace(step + 1, current)
+                trace(step + 1, whole(current))
             if stop_ratio is not None:
-                now = (residual_ratio(current, noisy, s) >= float(stop_ratio)) & ~stopped
-                kept[now] = current[now]
-                stopped |= now
-                if bool(stopped.all()):
-                    break
-        current = estimate()
-        return torch.where(stopped.view(-1, 1, 1, 1), kept, current)
+                now = residual_ratio(current, noisy, s) >= float(stop_ratio)
+                if not bool(now.any()):
+                    continue
+                out[active[now]] = current[now]
+                go_on = ~now
+                if not bool(go_on.any()):
+                    return out
+                # a stopped image leaves the batch: the others' problems, and their Adam moments, are their own
+                active, noisy, s, weight = active[go_on], noisy[go_on], s[go_on], weight[go_on]
+                params, opt = _keep_rows(opt, params, go_on)
+        out[active] = estimate()
+        return out
+
+
+def _keep_rows(opt: torch.optim.Adam, params: list[torch.Tensor], keep: torch.Tensor):
+    """The Adam problem restricted to the images ``keep`` (rows of every parameter): new leaf tensors
+    and an Adam whose moments and step count are the old ones' rows, so each kept image continues
+    exactly as it would have in the full batch."""
+    kept = [p.detach()[keep].clone().requires_grad_(True) for p in params]
+    new = torch.optim.Adam(kept, **{k: v for k, v in opt.defaults.items() if k in ("lr", "betas", "eps")})
+    for old, p in zip(params, kept):
+        state = opt.state.get(old)
+        if state:
+            new.state[p] = {k: (v[keep].clone() if torch.is_tensor(v) and v.shape == old.shape  # the moments
+                                else v.clone() if torch.is_tensor(v) else v) for k, v in state.items()}  # the step
+    return kept, new
 
 
 def prior_run_config(cfg):
