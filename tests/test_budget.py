@@ -84,6 +84,37 @@ def test_budget_table_lists_steps_minutes_and_the_paired_gap_to_bm3d(tmp_path):
     assert "DnCNN − BM3D -0.50 dB" in t.caption and "(45 min)" in t.caption
 
 
+
+def test_budget_table_counts_a_glow_prior_as_part_of_the_methods_training(tmp_path):
+    """glow_map trains only its prior; flow_prior its prior and then its ResNet: the table shows the prior's
+    steps on their own row and counts every model's minutes, and both get their paired gap to BM3D."""
+    root = tmp_path / "budget"
+    write_cell(root, "b", "bm3d", 50, psnr=26.4, n=10)
+    prior = lambda steps, secs: {"kind": "glow_prior", "status": "trained", "steps": steps,  # noqa: E731
+                                 "training_seconds": secs, "budget_minutes": 45}
+    write_cell(root, "g", "glow_map", 50, psnr=26.0, n=10, metrics={"artifacts": [prior(7000, 2700.0)]})
+    write_cell(root, "p", "flow_prior", 50, psnr=22.4, n=10, metrics={"artifacts": [
+        prior(20000, 2694.0), {"kind": "flow_prior", "status": "trained", "steps": 400, "training_seconds": 120.0,
+                               "budget_minutes": 45}]})
+    t = build("budget_celeba50", load_cells(root))
+    md = layout.to_markdown(t)
+    header = md_row(md, "Data", "σ")
+    g, p = header.index("Glow-MAP ours"), header.index("flow_prior ours")
+    assert md_row(md, "celeba", "50", "prior training steps")[g] == "7000"
+    assert md_row(md, "celeba", "50", "prior training steps")[p] == "20000"
+    assert md_row(md, "celeba", "50", "training steps")[p] == "400"
+    assert md_row(md, "celeba", "50", "training minutes")[g] == "45.0"
+    assert md_row(md, "celeba", "50", "training minutes")[p] == "46.9"  # (2694 + 120) s
+    assert "Glow-MAP − BM3D -0.40 dB" in t.caption and "flow_prior − BM3D -4.00 dB" in t.caption
+
+
+def test_budget_table_without_a_prior_method_has_no_prior_row(tmp_path):
+    root = tmp_path / "budget"
+    write_cell(root, "b", "bm3d", 50, psnr=26.4, n=10)
+    write_cell(root, "f", "fdn", 50, psnr=26.1, n=10, metrics={"artifacts": [{"kind": "fdn", "steps": 9000,
+                                                                                "training_seconds": 2694.0}]})
+    assert "prior training steps" not in layout.to_markdown(build("budget_celeba50", load_cells(root)))
+
 def test_budget_table_extrapolates_the_budget_for_parity_from_the_curve(tmp_path):
     root = tmp_path / "budget"
     write_cell(root, "b", "bm3d", 50, psnr=26.4, n=10)

@@ -60,9 +60,13 @@ def training(cell: Cell) -> str | None:
             parts.append(f"{cell.method}: {cell.get('method.train_steps')} training steps")
     if cell.method in PRIOR_METHODS and cell.get("prior.name"):
         pw = cell.get("prior.weights")
+        budget = cell.get("trainer.budget_minutes")
+        done = next((t.get("steps") for t in cell.trainings() if t.get("kind") == "glow_prior"), None)
+        steps = (f"{budget:g} min budget" + (f", {done} steps" if done is not None else "")
+                 + f" (bound {cell.get('prior.train_steps')})") if budget else \
+            f"{cell.get('prior.train_steps')} training steps"
         parts.append(f"{cell.get('prior.name')} prior: " + (f"weights {Path(str(pw)).name}" if pw else
-                     f"{cell.get('prior.levels')} levels × {cell.get('prior.steps')} steps, "
-                     f"{cell.get('prior.train_steps')} training steps"))
+                     f"{cell.get('prior.levels')} levels × {cell.get('prior.steps')} steps, {steps}"))
     return "; ".join(parts) or None
 
 

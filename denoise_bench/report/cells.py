@@ -108,8 +108,9 @@ class Cell:
 
     def value(self, metric: str) -> tuple[float | None, float | None]:
         """(mean, std) of a metric in table units: psnr, ssim, mse, mse100, psnr_y, ssim_y, params_m,
-        gflops (256×256), s_per_img (median seconds per image), peak_mb (peak memory, MiB), train_steps and
-        train_min (the steps and training minutes of the method's model)."""
+        gflops (256×256), s_per_img (median seconds per image), peak_mb (peak memory, MiB), train_steps (the
+        steps of the method's own model), prior_steps (its Glow prior's) and train_min (the training minutes
+        of all its models, a prior's included)."""
         if metric in ("psnr", "ssim", "mse", "psnr_y", "ssim_y"):
             s = self.m.get(self.metric_key(metric)) or {}
             return s.get("mean"), s.get("std")
@@ -123,12 +124,15 @@ class Cell:
             s = self.m.get("mse") or {}
             return (None if s.get("mean") is None else 100 * s["mean"],
                     None if s.get("std") is None else 100 * s["std"])
-        if metric in ("train_steps", "train_min"):
-            t = self.training()
-            v = t.get("steps") if metric == "train_steps" else t.get("training_seconds")
-            if v is None:
-                return None, None
-            return (float(v) if metric == "train_steps" else float(v) / 60.0), None
+        if metric == "train_steps":
+            v = self.training().get("steps")
+            return (None if v is None else float(v)), None
+        if metric == "prior_steps":
+            v = next((t.get("steps") for t in self.trainings() if t.get("kind") == "glow_prior"), None)
+            return (None if v is None else float(v)), None
+        if metric == "train_min":  # all the cell's models: a prior's training is part of the method's compute
+            secs = [t["training_seconds"] for t in self.trainings() if t.get("training_seconds") is not None]
+            return (sum(secs) / 60.0 if secs else None), None
         if metric == "params_m":
             p = self.m.get("parameters")
             return (None if p is None else p / 1e6), None
@@ -145,6 +149,11 @@ class Cell:
             if a.get("kind") == self.method:
                 return a
         return {}
+
+    def trainings(self) -> list[dict]:
+        """The training records of every model the cell trained or loaded: the method's own and, for
+        glow_map / flow_prior, the Glow prior's (kind ``glow_prior``); [] for training-free methods."""
+        return [a for a in self.m.get("artifacts") or [] if isinstance(a, dict)]
 
     def per_image(self) -> pd.DataFrame:
         """The cell's ``per_image.csv`` (read once); DataError when it is missing or has no image ids."""
