@@ -84,7 +84,6 @@ def test_budget_table_lists_steps_minutes_and_the_paired_gap_to_bm3d(tmp_path):
     assert "DnCNN − BM3D -0.50 dB" in t.caption and "(45 min)" in t.caption
 
 
-
 def test_budget_table_counts_a_glow_prior_as_part_of_the_methods_training(tmp_path):
     """glow_map trains only its prior; flow_prior its prior and then its ResNet: the table shows the prior's
     steps on their own row and counts every model's minutes, and both get their paired gap to BM3D."""
@@ -114,6 +113,7 @@ def test_budget_table_without_a_prior_method_has_no_prior_row(tmp_path):
     write_cell(root, "f", "fdn", 50, psnr=26.1, n=10, metrics={"artifacts": [{"kind": "fdn", "steps": 9000,
                                                                                 "training_seconds": 2694.0}]})
     assert "prior training steps" not in layout.to_markdown(build("budget_celeba50", load_cells(root)))
+
 
 def test_budget_table_extrapolates_the_budget_for_parity_from_the_curve(tmp_path):
     root = tmp_path / "budget"

@@ -71,7 +71,7 @@ def beta_map(prior, noisy: torch.Tensor, sigma: torch.Tensor, beta: float = 1.0,
     noisy = noisy.detach()
     s = sigma.to(noisy).view(-1, 1, 1, 1)
     s_like = s.view(-1) if likelihood_sigma is None else likelihood_sigma.to(noisy).view(-1)
-    weight = (float(beta) / (2.0 * s_like ** 2)).view(-1)  # β/(2σ²) per image, σ of the likelihood
+    weight = float(beta) / (2.0 * s_like ** 2)  # β/(2σ²) per image, σ of the likelihood
     with torch.enable_grad():
         if space == "pixel":  # C = N + σ·u, starting from C = N (in range)
             params = [((noisy.clamp(0.0, 1.0) - noisy) / s).requires_grad_(True)]

@@ -61,7 +61,7 @@ def training(cell: Cell) -> str | None:
     if cell.method in PRIOR_METHODS and cell.get("prior.name"):
         pw = cell.get("prior.weights")
         budget = cell.get("trainer.budget_minutes")
-        done = next((t.get("steps") for t in cell.trainings() if t.get("kind") == "glow_prior"), None)
+        done = cell.training("glow_prior").get("steps")
         steps = (f"{budget:g} min budget" + (f", {done} steps" if done is not None else "")
                  + f" (bound {cell.get('prior.train_steps')})") if budget else \
             f"{cell.get('prior.train_steps')} training steps"

@@ -128,7 +128,7 @@ class Cell:
             v = self.training().get("steps")
             return (None if v is None else float(v)), None
         if metric == "prior_steps":
-            v = next((t.get("steps") for t in self.trainings() if t.get("kind") == "glow_prior"), None)
+            v = self.training("glow_prior").get("steps")
             return (None if v is None else float(v)), None
         if metric == "train_min":  # all the cell's models: a prior's training is part of the method's compute
             secs = [t["training_seconds"] for t in self.trainings() if t.get("training_seconds") is not None]
@@ -142,11 +142,12 @@ class Cell:
         return None, None
 
 
-    def training(self) -> dict:
-        """The training record (steps, training_seconds, budget_minutes) of the model this cell's method
-        trained or loaded (``artifacts`` in metrics.json); {} for training-free methods."""
-        for a in self.m.get("artifacts") or []:
-            if a.get("kind") == self.method:
+    def training(self, kind: str | None = None) -> dict:
+        """The training record (steps, training_seconds, budget_minutes) of the model of ``kind`` (default:
+        the cell's method; ``"glow_prior"``: its Glow prior) the cell trained or loaded (``artifacts`` in
+        metrics.json); {} where there is none, e.g. for training-free methods."""
+        for a in self.trainings():
+            if a.get("kind") == (kind or self.method):
                 return a
         return {}
 
