@@ -83,7 +83,6 @@ def test_lambda_sigma_ref_scales_lambda_by_sigma_over_the_reference():
 
 
 # -- the network and the objective ----------------------------------------------------------------
-
 def test_resnet_starts_as_the_identity_and_outputs_in_the_unit_interval():
     torch.manual_seed(0)
     net = ResNetDenoiser(3, blocks=4, hidden=8)
