@@ -91,7 +91,7 @@ def worker(name: str, steps: int, threads: int) -> dict:
         start = time.perf_counter()
         out = run(steps)
         secs = time.perf_counter() - start
-        return {"rate": steps / secs, "check": float(out.double().mean())}
+        return {"rate": steps / secs, "check": float(out.double().mean()), "gflop": gflop(lambda: run(1))}
     if kind == "glow":
         from omegaconf import OmegaConf
 
@@ -140,7 +140,33 @@ def worker(name: str, steps: int, threads: int) -> dict:
     for _ in range(steps):
         loss = step()
     secs = time.perf_counter() - start
-    return {"rate": steps / secs, "check": float(loss)}
+    return {"rate": steps / secs, "check": float(loss), "gflop": gflop(step)}
+
+
+def gflop(fn) -> float:
+    """GFLOP of one call of ``fn`` (convolutions and matrix products, forward and backward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops() / 1e9
+
+
+def conv_peak(threads: int, reps: int = 10) -> float:
+    """GFLOP/s of a large, well-shaped 3×3 convolution (64 → 64 channels, 8 × 64², channels-last) forward +
+    backward: what this machine's convolution kernels sustain at best."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(threads)
+    x = torch.randn(8, 64, 64, 64).to(memory_format=torch.channels_last).requires_grad_()
+    w = torch.randn(64, 64, 3, 3).to(memory_format=torch.channels_last).requires_grad_()
+    for _ in range(3):
+        F.conv2d(x, w, padding=1).sum().backward()
+    start = time.perf_counter()
+    for _ in range(reps):
+        F.conv2d(x, w, padding=1).sum().backward()
+    return 3 * 2 * 8 * 64**2 * 64 * 64 * 9 * reps / (time.perf_counter() - start) / 1e9
 
 
 REPO_UNDER_TEST = REPO
@@ -188,18 +214,23 @@ def main() -> None:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(base)], capture_output=True)
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                           text=True).stdout.strip()
+    peak = conv_peak(args.threads)
     rows = []
     for name in names:
         b, n = runs[(name, "base")], runs[(name, "new")]
         ratios = sorted(x["rate"] / y["rate"] for x, y in zip(n, b))
-        rows.append([name, f"{median([x['rate'] for x in b]):.2f}", f"{median([x['rate'] for x in n]):.2f}",
+        new_rate, work = median([x["rate"] for x in n]), n[-1].get("gflop", float("nan"))
+        rows.append([name, f"{median([x['rate'] for x in b]):.2f}", f"{new_rate:.2f}",
                      f"{median(ratios):.2f}x", f"{ratios[0]:.2f}–{ratios[-1]:.2f}",
-                     f"{b[-1]['check']:.6g}", f"{n[-1]['check']:.6g}"])
+                     f"{b[-1]['check']:.6g}", f"{n[-1]['check']:.6g}",
+                     f"{work:.3g}", f"{work * new_rate:.0f}", f"{peak / work:.1f}"])
     unit = "steps/s (β-MAP: iterations/s)"
     print(f"torch threads {args.threads}, {args.steps} timed steps after 2 warm-up, {args.rounds} rounds (base and new "
           f"alternating); base = {args.base}, new = {head} + working tree; median {unit}")
     print(tabulate(rows, headers=["model", "base", "new", "new/base (median)", "range over rounds", "loss base",
-                                  "loss new"], tablefmt="github"))
+                                  "loss new", "GFLOP/step", "new GFLOP/s", "floor steps/s"], tablefmt="github"))
+    print(f"best-case convolution on this machine (3×3, 64 → 64 channels, 8 × 64², forward + backward, "
+          f"{args.threads} threads): {peak:.0f} GFLOP/s; floor = the steps/s if every FLOP of a step ran at that rate")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,21 @@ import torch
 from torch import nn
 
 
+def to_conv_layout(x: torch.Tensor, module: nn.Module) -> torch.Tensor:
+    """``x`` in the memory layout of ``module``'s first convolution weight.
+
+    On the CPU the runner keeps convolution weights channels-last (training/speed.py). The flow layers
+    keep their input's layout, so a flow entered in that layout stays in it: no convolution converts
+    its input on every call. Weights in the default layout (the GPU) leave ``x`` as it is.
+    """
+    conv = next((m for m in module.modules() if isinstance(m, nn.Conv2d)), None)
+    if x.dim() != 4 or conv is None or conv.weight.is_contiguous():
+        return x
+    if conv.weight.is_contiguous(memory_format=torch.channels_last):
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 class InvertibleLayer(nn.Module, metaclass=abc.ABCMeta):
     """A bijection with a tractable log|det J|.
 

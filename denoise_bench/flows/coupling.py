@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import InvertibleLayer
+from .invconv import Conv1x1
 
 
 class ZeroConv2d(nn.Module):
@@ -58,7 +59,7 @@ class AffineCoupling(InvertibleLayer):
         self.net = nn.Sequential(
             nn.Conv2d(self.split, hidden, 3, padding=1),
             nn.ReLU(),
-            nn.Conv2d(hidden, hidden, 1),
+            Conv1x1(hidden, hidden),
             nn.ReLU(),
             ZeroConv2d(hidden, out),
         )

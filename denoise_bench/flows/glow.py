@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .actnorm import ActNorm
-from .base import FlowSequence
+from .base import FlowSequence, to_conv_layout
 from .coupling import AffineCoupling, ZeroConv2d
 from .dequant import postprocess, preprocess
 from .invconv import InvConv1x1
@@ -90,7 +90,7 @@ class Glow(nn.Module):
         if self.top is None:
             return torch.zeros_like(z), torch.zeros_like(z)
         b, c, h, w = z.shape
-        mean, logs = self.top(z.new_zeros(b, 2 * c, h, w)).chunk(2, dim=1)
+        mean, logs = self.top(to_conv_layout(z.new_zeros(b, 2 * c, h, w), self)).chunk(2, dim=1)
         return mean, logs
 
     def latent_shapes(self, image_size) -> list[tuple[int, int, int]]:
@@ -111,7 +111,7 @@ class Glow(nn.Module):
     # -- y-space flow ---------------------------------------------------------
     def _flow(self, y: torch.Tensor, standardize: bool):
         """y -> (zs, log|det ∂zs/∂y|, Σ log p(z_l | …))."""
-        h = y
+        h = to_conv_layout(y, self)
         logdet = y.new_zeros(y.shape[0])
         log_pz = y.new_zeros(y.shape[0])
         zs = []
@@ -143,6 +143,7 @@ class Glow(nn.Module):
         return zs, logdet, log_pz
 
     def _unflow(self, zs: Sequence[torch.Tensor], standardized: bool) -> torch.Tensor:
+        zs = [to_conv_layout(z, self) for z in zs]
         h = zs[-1]
         if standardized:
             mean, logs = self.top_prior(h)

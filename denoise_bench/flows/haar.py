@@ -13,8 +13,7 @@ H·Hᵀ = 4I, so |det(s·H)| = 16·s⁴ per block, and for D input values per sa
 s = 1/2 (default) is orthonormal (log-det 0, inverse = transpose); s = 1/4 is
 InvDN's scaling (LL = block mean, log-det = −D·log 2).
 
-The transform is a grouped stride-2 conv with a fixed, non-trainable weight
-buffer of shape (4C, 1, 2, 2). Output channels are band-major: channels
+The transform is a stride-2 conv with a fixed, non-trainable weight. Output channels are band-major: channels
 [0, C) are the LL band of input channels 0..C−1, then the three detail bands,
 so "the first C channels" of the Haar output are the low-pass image (FDN's invertible 1×1 convolution
 then mixes all channels before each coupling).
@@ -51,7 +50,14 @@ class HaarDownsampling(InvertibleLayer):
         self.channels = channels
         self.scale = 0.5 if orthonormal else 0.25
         weight = (_HAAR * self.scale).unsqueeze(1).repeat(channels, 1, 1, 1)
-        self.register_buffer("weight", weight)  # (4C, 1, 2, 2), fixed
+        self.register_buffer("weight", weight)  # (4C, 1, 2, 2), fixed; channel-major (c, band)
+        # The same filters as one band-major (4C, C, 2, 2) convolution: output channel band·C + c reads
+        # input channel c only. One call gives the band-major output directly, in the layout of the
+        # convolution (channels-last on the CPU: no reshape back to NCHW between the convolutions).
+        banded = torch.zeros(4 * channels, channels, 2, 2)
+        for c in range(channels):
+            banded[c::channels][:, c] = _HAAR * self.scale
+        self.register_buffer("banded", banded, persistent=False)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, scale={self.scale}"
@@ -65,13 +71,8 @@ class HaarDownsampling(InvertibleLayer):
         b, c, h, w = x.shape
         if c != self.channels:
             raise ValueError(f"expected {self.channels} channels, got {c}")
-        y = F.conv2d(x, self.weight, stride=2, groups=c)  # channel-major: (c, band)
-        y = y.reshape(b, c, 4, h // 2, w // 2).transpose(1, 2)  # -> (band, c)
-        return y.reshape(b, 4 * c, h // 2, w // 2), self._logdet(x)
+        return F.conv2d(x, self.banded, stride=2), self._logdet(x)
 
     def inverse(self, y):
-        b, c4, h, w = y.shape
-        c = c4 // 4
-        y = y.reshape(b, 4, c, h, w).transpose(1, 2).reshape(b, c4, h, w)
         # (s·H)^{-1} = (s·H)ᵀ / (4 s²)
-        return F.conv_transpose2d(y, self.weight, stride=2, groups=c) / (4 * self.scale**2)
+        return F.conv_transpose2d(y, self.banded, stride=2) / (4 * self.scale**2)

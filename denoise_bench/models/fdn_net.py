@@ -16,6 +16,7 @@ import torch
 
 from denoise_bench.flows import (ActNorm, DenseAffineCoupling, FlowSequence, HaarDownsampling, InvConv1x1, Squeeze,
                                  gaussian_log_prob)
+from denoise_bench.flows.base import to_conv_layout
 from denoise_bench.tensor_images import pad_to_multiple
 
 DOWNSCALES = ("haar", "squeeze")
@@ -60,6 +61,12 @@ class FDNNet(FlowSequence):
                            DenseAffineCoupling(c, split_len=split, clamp=clamp, growth=growth, init=init)]
         super().__init__(layers)
         self.in_channels, self.flow_blocks, self.out_channels = in_channels, flow_blocks, c
+
+    def forward(self, y):
+        return super().forward(to_conv_layout(y, self))
+
+    def inverse(self, z):
+        return super().inverse(to_conv_layout(z, self))
 
     @property
     def multiple(self) -> int:
