@@ -12,7 +12,6 @@ from torch.overrides import TorchFunctionMode
 
 from conftest import method_cfg, prior_cfg
 from denoise_bench.flows import Glow
-from denoise_bench.flows.invconv import Conv1x1, mix_channels
 from denoise_bench.methods.fdn import FDN
 from denoise_bench.training.speed import adam, channels_last
 
@@ -81,21 +80,6 @@ def test_glow_in_channels_last_stays_in_it_and_gives_the_same_density_and_gradie
         results.append((log_p.detach(), coupling.weight.grad.clone()))
     torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-5, atol=1e-3)
     torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-4, atol=1e-6)
-
-
-def test_one_by_one_convolutions_by_matrix_product_equal_the_convolution():
-    g = torch.Generator().manual_seed(0)
-    conv = torch.nn.Conv2d(6, 4, 1)
-    fast = Conv1x1(6, 4)
-    fast.load_state_dict(conv.state_dict())  # same parameters, same keys
-    x = torch.randn(2, 6, 5, 7, generator=g)
-    for layout in (torch.contiguous_format, torch.channels_last):
-        y = fast(x.contiguous(memory_format=layout))
-        torch.testing.assert_close(y, conv(x), rtol=1e-6, atol=1e-6)
-        assert y.is_contiguous(memory_format=layout)
-    w = torch.randn(6, 6, generator=g)
-    torch.testing.assert_close(mix_channels(x.contiguous(memory_format=torch.channels_last), w),
-                               F.conv2d(x, w.view(6, 6, 1, 1)), rtol=1e-6, atol=1e-6)
 
 
 def test_fused_adam_takes_the_steps_of_the_plain_one():

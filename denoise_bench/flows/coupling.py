@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import InvertibleLayer
-from .invconv import Conv1x1
 
 
 class ZeroConv2d(nn.Module):
@@ -59,7 +58,7 @@ class AffineCoupling(InvertibleLayer):
         self.net = nn.Sequential(
             nn.Conv2d(self.split, hidden, 3, padding=1),
             nn.ReLU(),
-            Conv1x1(hidden, hidden),
+            nn.Conv2d(hidden, hidden, 1),
             nn.ReLU(),
             ZeroConv2d(hidden, out),
         )
