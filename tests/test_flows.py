@@ -170,6 +170,19 @@ def test_haar_weights_are_fixed_buffers():
     assert "weight" in dict(layer.named_buffers())
 
 
+def test_haar_computes_with_the_stored_filters_in_band_major_order():
+    """The convolution's (4C, C, 2, 2) weight holds the stored (4C, 1, 2, 2) filters, output channel band·C + c
+    reading input channel c only; it is not part of the state dict (trained models keep their keys)."""
+    c = 3
+    layer = HaarDownsampling(c)
+    for ch in range(c):
+        for band in range(4):
+            row = layer.banded[band * c + ch]
+            torch.testing.assert_close(row[ch], layer.weight[ch * 4 + band, 0])
+            assert torch.all(row[[k for k in range(c) if k != ch]] == 0)
+    assert set(layer.state_dict()) == {"weight"}
+
+
 # -- ActNorm ------------------------------------------------------------------------
 def test_actnorm_data_dependent_init_normalises_first_batch():
     torch.manual_seed(0)

@@ -50,10 +50,11 @@ class HaarDownsampling(InvertibleLayer):
         self.channels = channels
         self.scale = 0.5 if orthonormal else 0.25
         weight = (_HAAR * self.scale).unsqueeze(1).repeat(channels, 1, 1, 1)
-        self.register_buffer("weight", weight)  # (4C, 1, 2, 2), fixed; channel-major (c, band)
-        # The same filters as one band-major (4C, C, 2, 2) convolution: output channel band·C + c reads
-        # input channel c only. One call gives the band-major output directly, in the layout of the
-        # convolution (channels-last on the CPU: no reshape back to NCHW between the convolutions).
+        # (4C, 1, 2, 2), channel-major (c, band): the filters as stored in trained models' state dicts
+        self.register_buffer("weight", weight)
+        # What the transform computes with: the same filters as one band-major (4C, C, 2, 2) convolution,
+        # output channel band·C + c reading input channel c only. One call gives the band-major output in
+        # the convolution's layout (channels-last on the CPU: no reshape back to NCHW before the next layer).
         banded = torch.zeros(4 * channels, channels, 2, 2)
         for c in range(channels):
             banded[c::channels][:, c] = _HAAR * self.scale
