@@ -5,7 +5,8 @@ the training steps of FDN and the Glow prior spend about 70 % of their time in o
 so what pays is around them:
 
 - ``channels_last``: convolution weights in NHWC let oneDNN skip the layout reorders that NCHW tensors
-  need on every call (β-MAP on one 512² image: 0.67 → 0.43 s per iteration).
+  need on every call (β-MAP on one 512² image: 0.67 → 0.43 s per iteration). The flows take their input
+  into that layout and keep it through every layer (``flows/base.py: to_conv_layout``).
 - ``adam``: PyTorch's fused Adam, one kernel over all parameters instead of a loop over tensors (FDN
   quick: 4.4 → 5.3 training steps/s on its own).
 - ``keep_freed_memory``: glibc hands every block above 32 MiB back to the OS when it is freed, so a
