@@ -90,7 +90,7 @@ class Glow(nn.Module):
         if self.top is None:
             return torch.zeros_like(z), torch.zeros_like(z)
         b, c, h, w = z.shape
-        mean, logs = self.top(to_conv_layout(z.new_zeros(b, 2 * c, h, w), self)).chunk(2, dim=1)
+        mean, logs = self.top(to_conv_layout(z.new_zeros(b, 2 * c, h, w), self.top)).chunk(2, dim=1)
         return mean, logs
 
     def latent_shapes(self, image_size) -> list[tuple[int, int, int]]:

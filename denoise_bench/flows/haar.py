@@ -69,7 +69,7 @@ class HaarDownsampling(InvertibleLayer):
         return x.new_full((x.shape[0],), value)
 
     def forward(self, x):
-        b, c, h, w = x.shape
+        c = x.shape[1]
         if c != self.channels:
             raise ValueError(f"expected {self.channels} channels, got {c}")
         return F.conv2d(x, self.banded, stride=2), self._logdet(x)

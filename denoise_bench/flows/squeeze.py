@@ -25,7 +25,7 @@ class Squeeze(InvertibleLayer):
         return F.pixel_unshuffle(x, 2), x.new_zeros(b)
 
     def inverse(self, y):
-        b, c4, h, w = y.shape
+        c4 = y.shape[1]
         if c4 % 4:
             raise ValueError(f"Squeeze.inverse needs channels divisible by 4, got {c4}")
         return F.pixel_shuffle(y, 2)
