@@ -143,6 +143,27 @@ def test_nan_stops_training_with_the_step_and_keeps_the_last_good_weights(tmp_pa
     glow.load_state_dict({k.removeprefix("glow."): v for k, v in saved["state_dict"].items()})
 
 
+def test_the_last_good_weights_are_those_before_the_latest_update_and_follow_replaced_buffers():
+    module = GlowPrior(prior_cfg({"levels": 2, "steps": 2, "hidden": 8}), channels=1, image_size=8)
+    module.log = lambda *a, **k: None
+    batch = {"clean": torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))}
+    module.on_train_batch_start(batch, 0)
+    opt = torch.optim.Adam(module.parameters(), lr=1e-2)
+    for step in range(4):
+        if step == 2:  # a dtype round trip replaces every buffer object: the copies must read the new ones
+            module.double().float()
+            module.glow.levels[0][1][1].sign_s.neg_()  # a buffer value only the new object has
+        before = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        opt.zero_grad()
+        module.training_step(batch, 0).backward()
+        opt.step()
+        assert module._good.keys() == before.keys()
+        assert all(torch.equal(module._good[k], before[k]) for k in before)
+    after = module.state_dict()
+    assert not all(torch.equal(module._good[k], after[k]) for k in after)  # the update moved some weight
+    assert torch.equal(module._good["glow.levels.0.layers.1.layers.1.sign_s"], module.glow.levels[0][1][1].sign_s)
+
+
 def test_faces_are_prepared_for_the_prior_as_for_the_test(tmp_path):
     root = shared_data("CelebA_subset")
     cfg = compose(["experiment=glow_map_tables", f"data.root={root}", "scale=smoke"], tmp_path)

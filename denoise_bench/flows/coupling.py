@@ -69,13 +69,13 @@ class AffineCoupling(InvertibleLayer):
         return shift, F.logsigmoid(raw + 2.0)
 
     def forward(self, x):
-        xa, xb = x[:, : self.split], x[:, self.split :]
+        xa, xb = x.split([self.split, self.channels - self.split], dim=1)
         shift, log_scale = self._shift_logscale(xa)
         yb = (xb + shift) * torch.exp(log_scale)
         return torch.cat([xa, yb], dim=1), log_scale.flatten(1).sum(1)
 
     def inverse(self, y):
-        ya, yb = y[:, : self.split], y[:, self.split :]
+        ya, yb = y.split([self.split, self.channels - self.split], dim=1)
         shift, log_scale = self._shift_logscale(ya)
         xb = yb * torch.exp(-log_scale) - shift
         return torch.cat([ya, xb], dim=1)
@@ -120,9 +120,13 @@ def twin_dense_blocks(a: DenseBlock, b: DenseBlock, x: torch.Tensor) -> tuple[to
     """``(a(x), b(x))`` for two dense blocks of one shape reading the same input, computed as one
     two-group network: each layer is a single grouped convolution over [a's features, b's features]
     with the two blocks' weights stacked, so every layer is one call instead of two (the small
-    convolutions of FDN's couplings are bound by per-call cost on a CPU). Same arithmetic per group."""
-    fa, fb = [x], [x]
-    for ca, cb in zip(a.convs, b.convs):
+    convolutions of FDN's couplings are bound by per-call cost on a CPU). Same arithmetic per group.
+    The first layer reads x alone in both blocks: one ungrouped convolution of x, no [x, x] copy."""
+    ca, cb = a.convs[0], b.convs[0]
+    oa, ob = F.leaky_relu(F.conv2d(x, torch.cat([ca.weight, cb.weight]), torch.cat([ca.bias, cb.bias]), padding=1),
+                          0.2).chunk(2, dim=1)
+    fa, fb = [x, oa], [x, ob]
+    for ca, cb in zip(a.convs[1:], b.convs[1:]):
         out = F.conv2d(torch.cat(fa + fb, dim=1), torch.cat([ca.weight, cb.weight]), torch.cat([ca.bias, cb.bias]),
                        padding=1, groups=2)
         oa, ob = F.leaky_relu(out, 0.2).chunk(2, dim=1)
@@ -165,14 +169,14 @@ class DenseAffineCoupling(InvertibleLayer):
         return self.clamp * (2.0 * torch.sigmoid(h2) - 1.0), h3
 
     def forward(self, x):
-        x1, x2 = x[:, : self.split_len], x[:, self.split_len :]
+        x1, x2 = x.split([self.split_len, self.channels - self.split_len], dim=1)
         y1 = x1 + self.g1(x2)
         s, shift = self._log_scale_and_shift(y1)
         y2 = x2 * torch.exp(s) + shift
         return torch.cat([y1, y2], dim=1), s.flatten(1).sum(1)
 
     def inverse(self, y):
-        y1, y2 = y[:, : self.split_len], y[:, self.split_len :]
+        y1, y2 = y.split([self.split_len, self.channels - self.split_len], dim=1)
         s, shift = self._log_scale_and_shift(y1)
         x2 = (y2 - shift) * torch.exp(-s)
         x1 = y1 - self.g1(x2)

@@ -122,7 +122,7 @@ class Glow(nn.Module):
                 split = self.splits[i]
                 if standardize:
                     out, ld = split(h)
-                    z1, eps = out[:, : split.c1], out[:, split.c1 :]
+                    z1, eps = out.split([split.c1, split.c2], dim=1)
                     logdet = logdet + ld
                     log_pz = log_pz + gaussian_log_prob(eps)
                     zs.append(eps)

@@ -57,7 +57,7 @@ class Split(InvertibleLayer):
 
     # -- multi-scale API ------------------------------------------------------
     def split(self, z):
-        z1, z2 = z[:, : self.c1], z[:, self.c1 :]
+        z1, z2 = z.split([self.c1, self.c2], dim=1)
         mean, logs = self.conditional(z1)
         return z1, z2, gaussian_log_prob(z2, mean, logs)
 
@@ -69,12 +69,12 @@ class Split(InvertibleLayer):
 
     # -- bijection view -------------------------------------------------------
     def forward(self, x):
-        z1, z2 = x[:, : self.c1], x[:, self.c1 :]
+        z1, z2 = x.split([self.c1, self.c2], dim=1)
         mean, logs = self.conditional(z1)
         eps = (z2 - mean) * torch.exp(-logs)
         return torch.cat([z1, eps], dim=1), -logs.flatten(1).sum(1)
 
     def inverse(self, y):
-        z1, eps = y[:, : self.c1], y[:, self.c1 :]
+        z1, eps = y.split([self.c1, self.c2], dim=1)
         mean, logs = self.conditional(z1)
         return torch.cat([z1, mean + eps * torch.exp(logs)], dim=1)
