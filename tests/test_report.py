@@ -228,6 +228,29 @@ def test_caption_states_protocol_units_and_source(fdn_sweep):
     assert "not the papers' scale" not in cap  # nothing in these cells was trained here
 
 
+def test_caption_noise_is_read_off_each_cells_config_not_its_stored_text(tmp_path):
+    """Cells stored before the wording was fixed say "blind: U[0,55]" for a fixed sigma; a rebuilt
+    table's caption states the noise the cell's config set."""
+    root = tmp_path / "s"
+    old_text = "AWGN (0-255 scale, blind: U[0,55] per image), not clipped, not quantised, seeded per (seed 0, image, sigma)"
+    noise = {"kind": "awgn", "clip": False, "quantize": False, "blind_max": 55}
+    write_cell(root, "fixed", "fdn", 50, extra={"noise": noise, "seed": 0}, metrics={"noise": old_text})
+    write_cell(root, "blind", "fdn", "blind", extra={"noise": {**noise, "clip": True}, "seed": 3},
+               metrics={"noise": old_text})
+    write_cell(root, "paired", "bm3d", 25, data={"paired": True}, extra={"noise": noise, "seed": 0},
+               metrics={"noise": old_text})
+    by = {c.rel: c for c in load_cells(root)}
+    assert by["fixed"].noise == "AWGN (0-255 scale), not clipped, not quantised, seeded per (seed 0, image, sigma)"
+    assert by["blind"].noise == ("AWGN (0-255 scale, blind: sigma ~ U[0,55] per image), clipped to [0,1], "
+                                 "not quantised, seeded per (seed 3, image, sigma)")
+    assert by["paired"].noise.startswith("real noise")
+    from denoise_bench.report.caption import protocol
+
+    ours = protocol([by["fixed"]])
+    assert "noise: AWGN (0-255 scale), not clipped" in ours and "blind" not in ours
+    assert "noise: AWGN (0-255 scale), not clipped" in build("fdn_table3", [by["fixed"]]).caption
+
+
 def test_caption_warns_about_scale_only_for_models_trained_here(tmp_path):
     root = tmp_path / "s"
     write_cell(root, "trained", "fdn", 50, method_cfg={"train_steps": 300, "weights": None}, scale="quick")

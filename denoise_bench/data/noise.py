@@ -51,16 +51,23 @@ class NoiseSpec:
         return str(self.sigma) if isinstance(self.sigma, str) else f"{self.sigma:g}"
 
     def describe(self, with_level: bool = False) -> str:
-        """The noise convention for captions (the level itself is a table column)."""
+        """The test noise for captions (the level itself is a table column). The blind draw is named
+        only for blind noise: a fixed-sigma cell's caption says nothing of U[0, blind_max]."""
         if self.is_real:
             return "real noise (paired noisy images, no synthetic noise)"
-        level = ""
-        if with_level:
-            level = f" sigma ~ U[0,{self.blind_max:g}] per image" if self.is_blind else f" sigma={self.sigma:g}/255"
-        return (
-            f"AWGN{level} (0-255 scale, blind: U[0,{self.blind_max:g}] per image), not clipped"
-            if not self.clip else f"AWGN{level} (0-255 scale, blind: U[0,{self.blind_max:g}] per image), clipped to [0,1]"
-        ) + f", {'quantised to 8 bits' if self.quantize else 'not quantised'}, seeded per (seed {self.seed}, image, sigma)"
+        level = f" sigma={self.sigma:g}/255" if with_level and not self.is_blind else ""
+        scale = f"0-255 scale, blind: sigma ~ U[0,{self.blind_max:g}] per image" if self.is_blind else "0-255 scale"
+        return (f"AWGN{level} ({scale}), {'clipped to [0,1]' if self.clip else 'not clipped'}, "
+                f"{'quantised to 8 bits' if self.quantize else 'not quantised'}, "
+                f"seeded per (seed {self.seed}, image, sigma)")
+
+
+def evaluation_noise(cfg) -> NoiseSpec:
+    """The test noise of a cell's config (a DictConfig, or the dict a cell stores): paired data carry
+    their own, real noise; otherwise ``sigma`` under ``noise``, seeded by ``seed``."""
+    data = cfg.get("data") or {}
+    sigma = REAL if data.get("paired", False) else cfg.get("sigma")
+    return NoiseSpec.from_cfg(sigma, cfg.get("noise") or {}, int(cfg.get("seed") or 0))
 
 
 def parse_sigma(sigma) -> float | str:

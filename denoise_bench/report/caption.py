@@ -84,7 +84,7 @@ def protocol(cells: list[Cell]) -> str:
         f"Ours: {_join(c.dataset for c in cells)} ({_join(c.m.get('test_set') for c in cells)}); "
         f"n = {_join(c.m.get('n_images') for c in cells)} images per cell; {_join(resolution(c) for c in cells)}; "
         f"scale: {_join(c.m.get('scale') for c in cells)}; "
-        f"noise: {_join(c.m.get('noise') for c in cells)}; "
+        f"noise: {_join(c.noise for c in cells)}; "
         f"metrics: {_join(c.m.get('metric_protocol') for c in cells)}; "
         f"training: {_join(training(c) for c in cells)}; "
         f"{len(cells)} cell{'s' if len(cells) != 1 else ''}, run at commit {_join(commit(c) for c in cells)}."

@@ -56,6 +56,20 @@ class Cell:
         return node
 
     @property
+    def noise(self) -> str | None:
+        """The test noise in words, read off the cell's config as the cell built it (``NoiseSpec``), so a
+        table rebuilt from stored cells says what the config did; the stored text where the config lacks it."""
+        from denoise_bench.data.noise import evaluation_noise
+        from denoise_bench.errors import ConfigError
+
+        if self.config.get("sigma") is not None and isinstance(self.config.get("noise"), dict):
+            try:
+                return evaluation_noise(self.config).describe()
+            except ConfigError:
+                pass
+        return self.m.get("noise")
+
+    @property
     def method(self) -> str:
         return str(self.m.get("method"))
 

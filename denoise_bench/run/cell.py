@@ -72,7 +72,7 @@ def evaluate(cfg: DictConfig, out_dir: Path, key: str, stage: Path | None) -> di
 
     from denoise_bench.complexity import denoise_gflops
     from denoise_bench.data.datamodule import DenoisingDataModule
-    from denoise_bench.data.noise import NoiseSpec
+    from denoise_bench.data.noise import NoiseSpec, evaluation_noise
     from denoise_bench.loggers import finish, log_cell, make_logger
     from denoise_bench.measure import current_memory, peak_memory, reset_peak_memory, timing_summary
     from denoise_bench.methods import method_class
@@ -88,8 +88,7 @@ def evaluate(cfg: DictConfig, out_dir: Path, key: str, stage: Path | None) -> di
     keep_freed_memory()  # large activations reuse their pages (training/speed.py)
 
     # 1. config: the noise of the test and of the training, the method class
-    sigma = "real" if cfg.data.get("paired", False) else cfg.sigma
-    spec = NoiseSpec.from_cfg(sigma, cfg.noise, cfg.seed)
+    spec = evaluation_noise(cfg)
     train_sigma = cfg.method.get("train_sigma")
     train_spec = NoiseSpec.from_cfg(train_sigma, cfg.noise, cfg.seed) if train_sigma is not None else spec
     cls = method_class(cfg.method.name)
