@@ -249,6 +249,10 @@ def test_caption_noise_is_read_off_each_cells_config_not_its_stored_text(tmp_pat
     ours = protocol([by["fixed"]])
     assert "noise: AWGN (0-255 scale), not clipped" in ours and "blind" not in ours
     assert "noise: AWGN (0-255 scale), not clipped" in build("fdn_table3", [by["fixed"]]).caption
+    from denoise_bench.report.sweep_table import sweep_table
+
+    swept = sweep_table([by["fixed"]]).caption
+    assert "Noise: AWGN (0-255 scale), not clipped" in swept and "blind" not in swept
 
 
 def test_caption_warns_about_scale_only_for_models_trained_here(tmp_path):

@@ -250,7 +250,7 @@ def cells_frame(cells: list[Cell]) -> pd.DataFrame:
             row[metric], row[f"{metric}_std"] = c.value(metric)
         row["s_per_img_median"], row["peak_mb"] = c.value("s_per_img")[0], c.value("peak_mb")[0]
         row["peak_memory_kind"] = (c.m.get("peak_memory") or {}).get("kind")
-        row |= {"seconds": c.m.get("seconds"), "parameters": c.m.get("parameters"), "noise": c.m.get("noise", ""),
+        row |= {"seconds": c.m.get("seconds"), "parameters": c.m.get("parameters"), "noise": c.noise or "",
                 "metric_protocol": c.m.get("metric_protocol", ""), "test_set": c.m.get("test_set", "")}
         records.append(row)
     return pd.DataFrame.from_records(records)

@@ -133,7 +133,7 @@ def _caption(cells: list[Cell], channels: str, timing: bool) -> str:
     parts = [
         f"{which}, mean ± std over images. Data: {', '.join(_values(cells, lambda c: c.m.get('test_set', '')))}; "
         f"n images: {', '.join(map(str, n))}; scale: {', '.join(_values(cells, lambda c: c.m.get('scale')))}. "
-        f"Noise: {'; '.join(_values(cells, lambda c: c.m.get('noise', '')))}. "
+        f"Noise: {'; '.join(_values(cells, lambda c: c.noise or ''))}. "
         f"Metrics: {'; '.join(_values(cells, lambda c: c.m.get('metric_protocol', '')))}.",
         significance("the .comparisons.md next to this table", paper=False),
     ]
