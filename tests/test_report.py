@@ -15,9 +15,11 @@ import pytest
 from PIL import Image
 
 from denoise_bench.report import layout
+from denoise_bench.report.caption import protocol
 from denoise_bench.report.cells import load_cells
 from denoise_bench.report.paper_tables import TABLES, build, build_table
 from denoise_bench.report.reference import values
+from denoise_bench.report.sweep_table import sweep_table
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO.parent / "shared" / "seeds"
@@ -244,13 +246,9 @@ def test_caption_noise_is_read_off_each_cells_config_not_its_stored_text(tmp_pat
     assert by["blind"].noise == ("AWGN (0-255 scale, blind: sigma ~ U[0,55] per image), clipped to [0,1], "
                                  "not quantised, seeded per (seed 3, image, sigma)")
     assert by["paired"].noise.startswith("real noise")
-    from denoise_bench.report.caption import protocol
-
     ours = protocol([by["fixed"]])
     assert "noise: AWGN (0-255 scale), not clipped" in ours and "blind" not in ours
     assert "noise: AWGN (0-255 scale), not clipped" in build("fdn_table3", [by["fixed"]]).caption
-    from denoise_bench.report.sweep_table import sweep_table
-
     swept = sweep_table([by["fixed"]]).caption
     assert "Noise: AWGN (0-255 scale), not clipped" in swept and "blind" not in swept
 
