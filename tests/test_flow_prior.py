@@ -260,3 +260,59 @@ def test_psnr_vs_lambda_figure_from_stored_cells(tmp_path):
     assert [p.name for p in paths] == ["psnr_vs_lambda.png", "psnr_vs_lambda.pdf"]
     assert paths[0].stat().st_size > 1000
     assert psnr_vs_lambda(load_cells(tmp_path / "sweep" / "bm3d"), tmp_path / "none") == []
+
+
+# -- λ chosen per prior by SURE on noisy validation images ------------------------------------------
+@pytest.fixture(scope="module")
+def sure_cells(tmp_path_factory):
+    """A smoke cell choosing λ among two multipliers by SURE, then the plain cell of the multiplier it
+    kept, sharing one artifact store."""
+    from denoise_bench.run.cell import run_cell
+
+    tmp = tmp_path_factory.mktemp("flow_prior_sure")
+    common = ["method=flow_prior", "scale=smoke", "sigma=25", "threads=1", f"paths.artifacts={tmp / 'artifacts'}"]
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):
+        chosen = run_cell(compose(common + ["method.lambda_sure=[0.5,2]", f"paths.output_dir={tmp / 'sure'}"]))
+    kept = [a for a in chosen["artifacts"] if a.get("chosen")]
+    plain_log = io.StringIO()
+    with contextlib.redirect_stdout(plain_log):
+        plain = run_cell(compose(common + [f"method.lambda_mult={kept[0]['lambda_mult']}",
+                                           f"paths.output_dir={tmp / 'plain'}"]))
+    return {"tmp": tmp, "chosen": chosen, "plain": plain, "log": log.getvalue(), "plain_log": plain_log.getvalue()}
+
+
+def test_lambda_sure_trains_one_resnet_per_multiplier_and_keeps_the_lowest_sure(sure_cells):
+    chosen, log = sure_cells["chosen"], sure_cells["log"]
+    candidates = [a for a in chosen["artifacts"] if a["kind"] == "flow_prior"]
+    assert [a["lambda_mult"] for a in candidates] == [0.5, 2.0]
+    assert log.count("[artifacts] flow_prior: training") == 2 and "[flow_prior] lambda by SURE" in log, log
+    best = min(candidates, key=lambda a: a["val_sure_mse"])
+    assert [a["chosen"] for a in candidates] == [a is best for a in candidates]
+    assert all(math.isfinite(a["val_sure_mse"]) for a in candidates)
+    # the cell's curve is the kept ResNet's
+    kept_curve = (sure_cells["tmp"] / "artifacts" / best["path"].rsplit("/", 1)[-1] / "curve.csv").read_bytes()
+    assert (sure_cells["tmp"] / "sure" / "curve_flow_prior.csv").read_bytes() == kept_curve
+
+
+def test_the_kept_resnet_is_the_plain_cell_of_its_multiplier(sure_cells):
+    """The candidates are ordinary flow_prior artifacts: the cell with ``method.lambda_mult`` set to the
+    kept multiplier (and no SURE choice) loads that artifact and measures the same PSNR on every image."""
+    chosen, plain = sure_cells["chosen"], sure_cells["plain"]
+    kept = next(a for a in chosen["artifacts"] if a.get("chosen"))
+    assert f"[artifacts] flow_prior: loaded {kept['path']}" in sure_cells["plain_log"], sure_cells["plain_log"]
+    assert "training" not in sure_cells["plain_log"]
+    assert plain["psnr"] == chosen["psnr"] and plain["ssim"] == chosen["ssim"]
+
+
+def test_lambda_sure_refuses_clipped_noise_and_bad_multipliers(tmp_path):
+    from denoise_bench.run.cell import run_cell
+
+    cfg = compose(["method=flow_prior", "scale=smoke", "noise=clipped", "method.lambda_sure=[0.5,2]",
+                   f"paths.output_dir={tmp_path / 'cell'}", f"paths.artifacts={tmp_path / 'artifacts'}"])
+    with pytest.raises(ConfigError, match="SURE needs unclipped Gaussian noise"):
+        run_cell(cfg)
+    assert not (tmp_path / "artifacts").exists() or not list((tmp_path / "artifacts").glob("glow_prior-*"))
+    for bad in ([], [1.0, -2.0]):
+        with pytest.raises(ConfigError, match="lambda_sure"):
+            FlowPriorDenoiser(method_cfg("flow_prior", {"lambda_sure": bad}))

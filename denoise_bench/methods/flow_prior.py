@@ -110,6 +110,11 @@ class FlowPriorDenoiser(DenoisingMethod):
         self.lambda_sigma_ref = None if ref is None else float(ref)
         if self.lambda_sigma_ref is not None and not self.lambda_sigma_ref > 0:
             raise ConfigError(f"method.lambda_sigma_ref={ref}: expected a noise level > 0 (0-255 scale) or null")
+        sure = hp(c, "lambda_sure")
+        self.lambda_sure = None if sure is None else [float(m) for m in sure]
+        if self.lambda_sure is not None and (not self.lambda_sure or min(self.lambda_sure) <= 0):
+            raise ConfigError(f"method.lambda_sure={list(sure)}: expected a non-empty list of multipliers > 0, or null")
+        self.lambda_choice: dict | None = None  # what the SURE choice measured (prepare)
         self._prior: tuple = ()  # (Glow,) kept outside the module tree: not trained, not in the artifact
         self.prior_key: dict | None = None
         self.prior_size: int | None = None
@@ -163,6 +168,9 @@ class FlowPriorDenoiser(DenoisingMethod):
             return
         from denoise_bench.priors.store import freeze, load_or_train_prior, prior_data_config
 
+        if self.lambda_sure is not None and (ctx.train_noise or {}).get("clip"):
+            raise ConfigError("method.lambda_sure: SURE needs unclipped Gaussian noise and the training noise is clipped "
+                              "(noise.clip=true); set method.lambda_sure=null and choose method.lambda_mult")
         cfg = self.prior_data_cfg(ctx.cfg)
         data_cfg = prior_data_config(cfg)
         crop = ctx.cfg.data.get("patch_size")
@@ -173,6 +181,52 @@ class FlowPriorDenoiser(DenoisingMethod):
         used = ctx.artifacts_used[-1] if ctx.artifacts_used else {}  # the entry load_or_train_prior added
         store_key = Path(used["path"]).name if used.get("status") in ("trained", "loaded") else "prior.weights"
         self.use_prior(freeze(prior), int(data_cfg.patch_size), store_key)
+        if self.lambda_sure is not None:
+            self.choose_lambda_by_sure(ctx)
+
+    @property
+    def has_weights(self) -> bool:
+        """Given weights, or the ResNet that the SURE choice kept: no training by the runner then."""
+        return bool(self.cfg.get("weights")) or self.lambda_choice is not None
+
+    def choose_lambda_by_sure(self, ctx) -> None:
+        """``method.lambda_sure`` = [m1, m2, …]: train one ResNet per λ = m·λ(rule) (each an ordinary
+        flow_prior artifact, ``method.lambda_mult`` = m·c, reused by later cells) and keep the one whose
+        SURE (``denoise_bench.sure``) on the NOISY validation images is lowest: λ is chosen for this
+        prior without a clean image. Refused for clipped noise, where SURE is biased."""
+        import lightning as L
+
+        from denoise_bench.sure import sure_mse
+
+        dm, seed = ctx.datamodule, int(ctx.cfg.seed)
+        val = list(dm.val_dataloader())
+        if not val:
+            raise ConfigError("method.lambda_sure: the validation split has no images to compute SURE on")
+        g = torch.Generator().manual_seed(seed)
+        probes = [torch.randn(b["noisy"].shape, generator=g) for b in val]
+        scores = []
+        for m in self.lambda_sure:
+            cfg = OmegaConf.merge(self.cfg, {"lambda_mult": self.lambda_mult * m, "lambda_sure": None})
+            L.seed_everything(seed, verbose=False)  # each candidate starts where a cell of its own would
+            candidate = FlowPriorDenoiser(cfg, self.image_channels)
+            candidate._prior, candidate.prior_size, candidate.prior_key = self._prior, self.prior_size, self.prior_key
+            before = len(ctx.artifacts_used)
+            ctx.fit_method(candidate)
+            entry = ctx.artifacts_used[-1] if len(ctx.artifacts_used) > before else {}  # (rank 0 records)
+            candidate.eval()
+            mse = torch.cat([sure_mse(candidate.net, b["noisy"], b["sigma"] / 255.0, p) for b, p in zip(val, probes)])
+            scores.append((float(mse.mean()), m, candidate, entry))
+        best = min(scores, key=lambda s: s[0])
+        for mse, m, _, entry in scores:
+            entry.update({"lambda_mult": self.lambda_mult * m, "val_sure_mse": mse, "chosen": m == best[1]})
+        self.net.load_state_dict(best[2].net.state_dict())
+        if best[3].get("path"):
+            ctx.copy_curve(Path(best[3]["path"]) / "curve.csv", self.name)  # the kept ResNet's curve in the cell
+        table = ", ".join(f"x{m:g}: {-10 * math.log10(max(mse, 1e-12)):.2f} dB" for mse, m, _, _ in scores)
+        print(f"[flow_prior] lambda by SURE on {sum(len(b['noisy']) for b in val)} noisy validation images "
+              f"(SURE PSNR per multiplier: {table}); kept x{best[1]:g}", flush=True)
+        self.lambda_choice = {"multipliers": self.lambda_sure, "val_sure_mse": [s[0] for s in scores],
+                              "chosen": best[1], "lambda_mult": self.lambda_mult * best[1]}
 
     def use_prior(self, prior, size: int, store_key: str | None = None) -> None:
         """Attach a frozen prior of resolution ``size``; the denoiser's artifact key then names it

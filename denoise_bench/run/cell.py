@@ -110,16 +110,15 @@ def evaluate(cfg: DictConfig, out_dir: Path, key: str, stage: Path | None) -> di
 
     group, run_name = run_names()
     logger = make_logger(cfg, stage, group, run_name) if stage is not None else False
-    ctx = TrainingContext(cfg, stage if stage is not None else out_dir, logger)
+    noise = {"sigma": train_spec.label(), "clip": train_spec.clip, "quantize": train_spec.quantize,
+             "blind_max": train_spec.blind_max}
+    ctx = TrainingContext(cfg, stage if stage is not None else out_dir, logger, datamodule=dm, train_noise=noise)
     try:
         with cell_scope(cfg, out_dir):  # DDP: ranks > 0 run this same cell (ddp_launch.py)
             # 4. fit or load: what the method needs (a prior), then the method itself
             method.prepare(ctx)
             if method.trainable and not method.has_weights:
-                noise = {"sigma": train_spec.label(), "clip": train_spec.clip, "quantize": train_spec.quantize,
-                         "blind_max": train_spec.blind_max}
-                identity = ctx.identity(method.artifact_config(), cfg.data, noise, dm.channels)
-                ctx.fit_or_load(method, cfg.method.name, identity, dm, steps)
+                ctx.fit_method(method)
 
             # 5. test: one evaluation path for every method (DenoisingMethod.test_step)
             channels_last(method)  # CPU: NHWC convolutions (training/speed.py)

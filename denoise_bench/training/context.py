@@ -64,6 +64,8 @@ class TrainingContext:
     logger: object = False
     timings: dict = field(default_factory=dict)
     artifacts_used: list = field(default_factory=list)
+    datamodule: object = None  # the cell's data (its training noise), for fit_method
+    train_noise: dict | None = None  # the cell's training noise as the model's identity names it
 
     @property
     def store(self):
@@ -74,6 +76,15 @@ class TrainingContext:
     def identity(self, model_cfg, data_cfg, noise: dict, channels: int, world_size: int = 1) -> dict:
         return training_identity(model_cfg, data_cfg, self.cfg.trainer, noise, channels, int(self.cfg.seed),
                                  world_size)
+
+    def fit_method(self, method) -> str:
+        """Load or train a denoising method on the cell's data and training noise, for its
+        ``method.train_steps`` (the runner's path; a method's ``prepare`` may use it for variants of
+        itself, e.g. flow_prior's λ candidates). Returns 'loaded' or 'trained'."""
+        if self.datamodule is None or self.train_noise is None:
+            raise TrainingError("fit_method: the context has no datamodule / train_noise (the runner sets them)")
+        identity = self.identity(method.artifact_config(), self.cfg.data, self.train_noise, method.image_channels)
+        return self.fit_or_load(method, method.name, identity, self.datamodule, int(method.cfg.get("train_steps") or 0))
 
     def _record(self, kind: str, path: Path, status: str, **extra) -> None:
         self.artifacts_used.append({"kind": kind, "path": str(path), "status": status, **extra})
@@ -107,7 +118,7 @@ class TrainingContext:
             if state is not None:
                 module.load_state_dict(state)
                 self._record(kind, store.dir_for(kind, key), "loaded", **self._training_facts(store.dir_for(kind, key)))
-                self._copy_curve(store.dir_for(kind, key) / "curve.csv", kind)
+                self.copy_curve(store.dir_for(kind, key) / "curve.csv", kind)
                 print(f"[artifacts] {kind}: loaded {store.dir_for(kind, key)}")
                 return "loaded"
             if not bool(self.cfg.get("train", True)):
@@ -144,7 +155,7 @@ class TrainingContext:
                 shutil.rmtree(work, ignore_errors=True)
             self._record(kind, d, "trained", steps=steps, training_seconds=curve.seconds,
                          budget_minutes=extra["budget_minutes"])
-            self._copy_curve((d if store.enabled else work) / "curve.csv", kind)
+            self.copy_curve((d if store.enabled else work) / "curve.csv", kind)
             return "trained"
 
     @staticmethod
@@ -162,7 +173,7 @@ class TrainingContext:
     def _resume_path(ckpt: Checkpointer) -> str | None:
         return str(ckpt.path) if ckpt.path.is_file() else None
 
-    def _copy_curve(self, src: Path, kind: str) -> None:
+    def copy_curve(self, src: Path, kind: str) -> None:
         """The training curve of every model a cell used, in the cell (``curve_<kind>.csv``)."""
         if src.is_file():
             from denoise_bench.atomic import atomic_write_bytes
