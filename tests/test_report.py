@@ -19,7 +19,7 @@ from denoise_bench.report.caption import protocol
 from denoise_bench.report.cells import load_cells
 from denoise_bench.report.paper_tables import TABLES, build, build_table
 from denoise_bench.report.reference import values
-from denoise_bench.report.sweep_table import sweep_table
+from denoise_bench.report.sweep_table import row_labels, sweep_table
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO.parent / "shared" / "seeds"
@@ -539,3 +539,23 @@ def test_wandb_offline_run_has_config_metrics_table_and_images(tmp_path):
     assert run["config"]["method"]["name"] == "noisy" and run["config"]["scale"]["name"] == "smoke"
     assert run["summary"]["test/psnr_mean"] == pytest.approx(metrics["psnr"]["mean"])
     assert any("test/per_image/_type" in h for h in run["history"])
+
+
+def test_a_list_valued_override_stays_whole_in_the_cell_and_its_row_label(tmp_path):
+    """``method.lambda_sure=[0.5,1,2,4]`` holds commas: only the commas joining overrides split them."""
+    from denoise_bench.report.cells import split_overrides
+
+    joined = "data=celeba,method.lambda_sure=[0.5,1,2,4],method=flow_prior,seed=0,sigma=25,x='a,b',y={p: 1, q: 2}"
+    assert split_overrides(joined) == ["data=celeba", "method.lambda_sure=[0.5,1,2,4]", "method=flow_prior", "seed=0",
+                                       "sigma=25", "x='a,b'", "y={p: 1, q: 2}"]
+    for name, overrides in (("sure", joined.split(",x=")[0]), ("plain", "data=celeba,method=flow_prior,seed=0,sigma=25")):
+        d = tmp_path / "sweep" / name
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps({
+            "method": "flow_prior", "sigma": "25", "dataset": "celeba", "n_images": 2, "scale": "quick",
+            "psnr": {"mean": 26.0, "std": 1.0}, "ssim": {"mean": 0.8, "std": 0.1}, "mse": {"mean": 0.01, "std": 0.0},
+            "overrides": overrides, "config": {"method": {"name": "flow_prior"}}}))
+    plain, sure = load_cells(tmp_path / "sweep")
+    assert sure.overrides["method.lambda_sure"] == "[0.5,1,2,4]" and sure.overrides["seed"] == "0"
+    labels = row_labels([plain, sure])
+    assert labels[id(sure)] == "flow_prior (method.lambda_sure=[0.5,1,2,4])", labels

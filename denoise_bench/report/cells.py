@@ -28,6 +28,26 @@ def method_rank(method: str) -> int:
     return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
 
 
+def split_overrides(joined: str) -> list[str]:
+    """``a=1,b=[0.5,1],c=x`` → ["a=1", "b=[0.5,1]", "c=x"]: the commas that join a cell's overrides
+    (``identity.cell_dirname``), not those inside a list, a dict or quotes."""
+    parts, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(joined):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            parts.append(joined[start:i])
+            start = i + 1
+    parts.append(joined[start:])
+    return [p for p in parts if p]
+
+
 @dataclass
 class Cell:
     rel: str  # cell dir relative to the sweep dir ("." for a cell dir given directly)
@@ -88,7 +108,7 @@ class Cell:
 
     @property
     def overrides(self) -> dict[str, str]:
-        return dict(o.split("=", 1) for o in str(self.m.get("overrides", "")).split(",") if "=" in o)
+        return dict(o.split("=", 1) for o in split_overrides(str(self.m.get("overrides", ""))) if "=" in o)
 
     @property
     def task_overrides(self) -> list[str]:
