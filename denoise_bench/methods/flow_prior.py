@@ -15,6 +15,9 @@ B a normalised Gaussian blur (``denoise_bench.blur``; ``method.blur=false``: B =
 2σ²‖b‖₂² gives λ = 2σ²‖b‖₂² (σ on [0, 1]), times ``method.lambda_mult`` = c (and, with
 ``method.lambda_sigma_ref`` = σ_ref, times σ/σ_ref: see ``map_lambda``).
 The prior is frozen, in eval(), evaluated without dequantisation noise (a smooth function of D).
+How much the prior should count depends on the prior itself (one trained with another seed wanted 4× the
+rule's λ), so ``method.lambda_sure`` = [m1, …] trains one ResNet per λ = m·λ(rule) and keeps the one whose
+SURE (``denoise_bench.sure``), an MSE estimate from the noisy validation images alone, is lowest.
 
 Resolution: the prior models images of one size (its training crops = ``data.patch_size``). The
 denoiser trains on crops of that size; larger images (validation) are scored by tiling them into
