@@ -316,3 +316,39 @@ def test_lambda_sure_refuses_clipped_noise_and_bad_multipliers(tmp_path):
     for bad in ([], [1.0, -2.0]):
         with pytest.raises(ConfigError, match="lambda_sure"):
             FlowPriorDenoiser(method_cfg("flow_prior", {"lambda_sure": bad}))
+
+
+def test_a_sure_cell_killed_between_candidates_resumes_with_the_finished_ones(tmp_path):
+    """Nothing lost: the candidates trained before a kill are stored; the re-run loads them, trains only the
+    rest, and ends with the cell an uninterrupted run gives."""
+    from denoise_bench.run.cell import run_cell
+    from denoise_bench.training import TrainingContext
+
+    common = ["method=flow_prior", "scale=smoke", "sigma=25", "threads=1", "method.lambda_sure=[0.5,2,4]",
+              f"paths.artifacts={tmp_path / 'artifacts'}"]
+    real_fit, calls = TrainingContext.fit_method, []
+
+    def killed_at_the_third(self, method):
+        calls.append(method.lambda_mult)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("killed")
+        return real_fit(self, method)
+
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(io.StringIO()):
+        mp.setattr(TrainingContext, "fit_method", killed_at_the_third)
+        with pytest.raises(KeyboardInterrupt):
+            run_cell(compose(common + [f"paths.output_dir={tmp_path / 'cell'}"]))
+    assert calls == [0.5, 2.0, 4.0] and not (tmp_path / "cell" / "metrics.json").exists()
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):
+        resumed = run_cell(compose(common + [f"paths.output_dir={tmp_path / 'cell'}"]))
+    text = log.getvalue()
+    assert text.count("[artifacts] flow_prior: loaded") == 2 and text.count("[artifacts] flow_prior: training") == 1, text
+    with contextlib.redirect_stdout(io.StringIO()):
+        fresh = run_cell(compose(common + [f"paths.output_dir={tmp_path / 'fresh'}",
+                                           f"paths.artifacts={tmp_path / 'fresh_artifacts'}"]))
+    # the same choice and the same figures up to float rounding (stored weights reload into another memory layout)
+    assert [a.get("chosen") for a in resumed["artifacts"]] == [a.get("chosen") for a in fresh["artifacts"]]
+    sure = lambda cell: [a["val_sure_mse"] for a in cell["artifacts"] if "val_sure_mse" in a]  # noqa: E731
+    assert sure(resumed) == pytest.approx(sure(fresh), rel=1e-6)
+    assert resumed["psnr"]["mean"] == pytest.approx(fresh["psnr"]["mean"], abs=1e-6)
