@@ -190,7 +190,7 @@ class FlowPriorDenoiser(DenoisingMethod):
     @property
     def has_weights(self) -> bool:
         """Given weights, or the ResNet that the SURE choice kept: no training by the runner then."""
-        return bool(self.cfg.get("weights")) or self.lambda_choice is not None
+        return super().has_weights or self.lambda_choice is not None
 
     def choose_lambda_by_sure(self, ctx) -> None:
         """``method.lambda_sure`` = [m1, m2, …]: train one ResNet per λ = m·λ(rule) (each an ordinary
