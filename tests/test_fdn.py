@@ -58,6 +58,47 @@ def test_logdet_and_l_dis_match_the_autograd_jacobian():
         torch.testing.assert_close(nll[i], -(log_pz + expected_logdet) / d, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("n_clean", [36, 2])
+def test_training_pass_shares_the_last_coupling_and_equals_the_two_separate_passes(n_clean):
+    """``nll_and_restore`` (the training loss's pass) gives L_dis and f⁻¹([z_C, 0]) with their gradients
+    exactly as ``nll_per_dim`` then ``restore``; where z_C holds the last coupling's y1 (36 ≥ split_len 3)
+    its g2/g3 run once instead of twice, otherwise (2 < 3) the inverse computes them again."""
+    net = tiny_net()
+    y = torch.rand(2, 3, 8, 8, dtype=torch.float64)
+    clean = torch.rand_like(y)
+
+    def loss_and_grads(fn):
+        net.zero_grad()
+        nll, restored = fn()
+        loss = nll.mean() + (restored - clean).abs().mean()
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in net.parameters()]
+
+    def separate():
+        nll, z = net.nll_per_dim(y)
+        return nll, net.restore(z, n_clean)
+
+    ref_loss, ref_grads = loss_and_grads(separate)
+    loss, grads = loss_and_grads(lambda: net.nll_and_restore(y, n_clean))
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-12, atol=1e-12)
+    for g, ref in zip(grads, ref_grads):
+        torch.testing.assert_close(g, ref, rtol=1e-9, atol=1e-12)
+    assert _twin_runs(net, separate) == 2
+    assert _twin_runs(net, lambda: net.nll_and_restore(y, n_clean)) == (1 if n_clean >= net.layers[-1].split_len else 2)
+
+
+def _twin_runs(net, fn) -> int:
+    """How many times the last coupling's g2/g3 pair ran during ``fn``."""
+    last, runs = net.layers[-1], []
+    original = last._log_scale_and_shift
+    last._log_scale_and_shift = lambda y1: (runs.append(1), original(y1))[1]
+    try:
+        fn()
+    finally:
+        del last._log_scale_and_shift
+    return len(runs)
+
+
 def test_paper_configuration_through_the_method_has_4_38m_parameters():
     """Paper config (2 flow blocks × 8 SoF, 3-channel split, growth 32) as composed by
     ``method=fdn scale=paper``: 4,375,680 trainable parameters + 240 fixed Haar weights."""

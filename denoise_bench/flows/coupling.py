@@ -168,15 +168,25 @@ class DenseAffineCoupling(InvertibleLayer):
         return self.clamp * (2.0 * torch.sigmoid(h2) - 1.0), h3
 
     def forward(self, x):
+        y, logdet, _ = self.forward_with_scale_shift(x)
+        return y, logdet
+
+    def forward_with_scale_shift(self, x):
+        """``forward`` and the (s, g3(y1)) it computed: an inverse of any y with the same first
+        ``split_len`` channels needs exactly these (``inverse_with_scale_shift``)."""
         x1, x2 = x.split([self.split_len, self.channels - self.split_len], dim=1)
         y1 = x1 + self.g1(x2)
         s, shift = self._log_scale_and_shift(y1)
         y2 = x2 * torch.exp(s) + shift
-        return torch.cat([y1, y2], dim=1), s.flatten(1).sum(1)
+        return torch.cat([y1, y2], dim=1), s.flatten(1).sum(1), (s, shift)
 
     def inverse(self, y):
+        y1 = y[:, : self.split_len]
+        return self.inverse_with_scale_shift(y, *self._log_scale_and_shift(y1))
+
+    def inverse_with_scale_shift(self, y, s, shift):
+        """The inverse given s and g3(y1) of y's first ``split_len`` channels y1 (computed elsewhere)."""
         y1, y2 = y.split([self.split_len, self.channels - self.split_len], dim=1)
-        s, shift = self._log_scale_and_shift(y1)
         x2 = (y2 - shift) * torch.exp(-s)
         x1 = y1 - self.g1(x2)
         return torch.cat([x1, x2], dim=1)

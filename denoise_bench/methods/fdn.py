@@ -59,8 +59,7 @@ class FDN(DenoisingMethod):
     # -- the model --------------------------------------------------------------------------------
     def losses(self, noisy: torch.Tensor, clean: torch.Tensor) -> dict[str, torch.Tensor]:
         """The two terms of eq. 12 and their weighted sum (batch means)."""
-        nll, z = self.net.nll_per_dim(noisy)
-        restored = self.net.restore(z, self.n_clean)
+        nll, restored = self.net.nll_and_restore(noisy, self.n_clean)
         l_dis, l_rec = nll.mean(), (restored - clean).abs().mean()
         return {"l_dis": l_dis, "l_rec": l_rec, "loss": self.lambda_dis * l_dis + self.lambda_rec * l_rec}
 

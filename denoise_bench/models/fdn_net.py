@@ -31,6 +31,11 @@ def clean_channel_count(channels: int, zc_ratio: float) -> int:
     return int(round(n))
 
 
+def _nll_per_dim(z: torch.Tensor, logdet: torch.Tensor, d: int) -> torch.Tensor:
+    """−[log N(z; 0, I) + log|det ∂z/∂y|] / D (eq. 10 per dimension; the flows' one Gaussian log-density)."""
+    return -(gaussian_log_prob(z) + logdet) / d
+
+
 class FDNNet(FlowSequence):
     """The bijection y ↦ z of FDN; ``forward(y) -> (z, log|det ∂z/∂y|)``, ``inverse(z) -> y``.
 
@@ -80,15 +85,41 @@ class FDNNet(FlowSequence):
         loss weight λ1 does not depend on the crop size (bits/dim = this / ln 2).
         """
         z, logdet = self(y)
-        d = y[0].numel()
-        log_pz = gaussian_log_prob(z)  # log N(z; 0, I), the flows' one Gaussian log-density
-        return -(log_pz + logdet) / d, z
+        return _nll_per_dim(z, logdet, y[0].numel()), z
 
-    def restore(self, z: torch.Tensor, n_clean: int) -> torch.Tensor:
-        """f⁻¹([z_C, 0]): the first ``n_clean`` latent channels are kept, z_N is set to 0 (eq. 4)."""
+    def restore(self, z: torch.Tensor, n_clean: int, last_scale_shift=None) -> torch.Tensor:
+        """f⁻¹([z_C, 0]): the first ``n_clean`` latent channels are kept, z_N is set to 0 (eq. 4).
+
+        ``last_scale_shift``: the (s, g3(y1)) of the last coupling from the forward pass that gave z
+        (``nll_and_restore``). Where z_C holds that coupling's y1 (n_clean ≥ split_len), its inverse
+        reads the same y1, so the values are reused instead of running g2 and g3 again.
+        """
         mask = torch.zeros_like(z)
         mask[:, :n_clean] = 1.0
-        return self.inverse(z * mask)
+        zc = to_conv_layout(z * mask, self)
+        last = self.layers[-1]
+        if last_scale_shift is None or not isinstance(last, DenseAffineCoupling) or n_clean < last.split_len:
+            return super().inverse(zc)
+        x = last.inverse_with_scale_shift(zc, *last_scale_shift)
+        for layer in reversed(self.layers[:-1]):
+            x = layer.inverse(x)
+        return x
+
+    def nll_and_restore(self, y: torch.Tensor, n_clean: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L_dis per sample as ``nll_per_dim``, f⁻¹([z_C, 0])): FDN's training pass, with the last
+        coupling's g2/g3 output shared between the two directions (``restore``)."""
+        x = to_conv_layout(y, self)
+        last = self.layers[-1]
+        if not isinstance(last, DenseAffineCoupling):
+            nll, z = self.nll_per_dim(y)
+            return nll, self.restore(z, n_clean)
+        logdet = x.new_zeros(x.shape[0])
+        for layer in self.layers[:-1]:
+            x, ld = layer(x)
+            logdet = logdet + ld
+        z, ld, scale_shift = last.forward_with_scale_shift(x)
+        logdet = logdet + ld
+        return _nll_per_dim(z, logdet, y[0].numel()), self.restore(z, n_clean, scale_shift)
 
     def denoise(self, y: torch.Tensor, n_clean: int) -> torch.Tensor:
         """x̂ = f⁻¹([z_C, 0]) for any image size: reflect-pad to a multiple of 2^K, crop back."""
