@@ -61,13 +61,25 @@ def optimizer(module):
     return adam(params, lr=1e-4)
 
 
-def worker(name: str, steps: int, threads: int) -> dict:
+def smallest_input(name: str) -> tuple[int, int]:
+    """(batch, crop) of the smallest input the model takes: 4 images of the side every level can halve.
+    A step on it does ~1 % of the arithmetic but every call of a real step, so its time is the step's
+    per-call cost (dispatch, autograd, oneDNN's setup of each convolution), which no arithmetic saving
+    removes."""
+    kind, over, _, _, _ = MODELS[name]
+    levels = over.get("flow_blocks") or over.get("levels") or 2
+    return 4, 2 ** int(levels) if kind != "dncnn" else 4
+
+
+def worker(name: str, steps: int, threads: int, smallest: bool = False) -> dict:
     import torch
 
     to_fast = fast_paths()
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     kind, over, batch, channels, crop = MODELS[name]
+    if smallest:
+        batch, crop = smallest_input(name)
     g = torch.Generator().manual_seed(0)
     clean = torch.rand(batch, channels, crop, crop, generator=g)
     noisy = clean + 0.2 * torch.randn(clean.shape, generator=g)
@@ -172,10 +184,10 @@ def conv_peak(threads: int, reps: int = 10) -> float:
 REPO_UNDER_TEST = REPO
 
 
-def measure(tree: Path, name: str, steps: int, threads: int) -> dict:
+def measure(tree: Path, name: str, steps: int, threads: int, smallest: bool = False) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": str(threads)}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--tree", str(tree),
-           "--steps", str(steps), "--threads", str(threads)]
+           "--steps", str(steps), "--threads", str(threads)] + (["--smallest"] if smallest else [])
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tree)
     if out.returncode:
         return {"rate": float("nan"), "check": float("nan"), "error": out.stderr.strip().splitlines()[-1:]}
@@ -192,10 +204,11 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated model names")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--tree", help=argparse.SUPPRESS)
+    ap.add_argument("--smallest", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         REPO_UNDER_TEST = Path(args.tree)
-        print(json.dumps(worker(args.worker, args.steps, args.threads)))
+        print(json.dumps(worker(args.worker, args.steps, args.threads, args.smallest)))
         return
     names = [n for n in MODELS if not args.only or n in args.only.split(",")]
     from tabulate import tabulate
@@ -215,6 +228,7 @@ def main() -> None:
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                           text=True).stdout.strip()
     peak = conv_peak(args.threads)
+    floor = {name: measure(REPO, name, args.steps, args.threads, smallest=True) for name in names}
     rows = []
     for name in names:
         b, n = runs[(name, "base")], runs[(name, "new")]
@@ -223,14 +237,18 @@ def main() -> None:
         rows.append([name, f"{median([x['rate'] for x in b]):.2f}", f"{new_rate:.2f}",
                      f"{median(ratios):.2f}x", f"{ratios[0]:.2f}–{ratios[-1]:.2f}",
                      f"{b[-1]['check']:.6g}", f"{n[-1]['check']:.6g}",
-                     f"{work:.3g}", f"{work * new_rate:.0f}", f"{peak / work:.1f}"])
+                     f"{work:.3g}", f"{work * new_rate:.0f}", f"{peak / work:.1f}",
+                     f"{1000 / floor[name]['rate']:.0f} of {1000 / new_rate:.0f}"])
     unit = "steps/s (β-MAP: iterations/s)"
     print(f"torch threads {args.threads}, {args.steps} timed steps after 2 warm-up, {args.rounds} rounds (base and new "
           f"alternating); base = {args.base}, new = {head} + working tree; median {unit}")
     print(tabulate(rows, headers=["model", "base", "new", "new/base (median)", "range over rounds", "loss base",
-                                  "loss new", "GFLOP/step", "new GFLOP/s", "floor steps/s"], tablefmt="github"))
+                                  "loss new", "GFLOP/step", "new GFLOP/s", "floor steps/s",
+                                  "per-call ms of a step"], tablefmt="github"))
     print(f"best-case convolution on this machine (3×3, 64 → 64 channels, 8 × 64², forward + backward, "
           f"{args.threads} threads): {peak:.0f} GFLOP/s; floor = the steps/s if every FLOP of a step ran at that rate")
+    print("per-call ms of a step: a new-tree step on the smallest input (4 images of 2^levels px, ~1 % of the FLOPs; "
+          "what every call costs regardless of its size) of the median new-tree step")
 
 
 if __name__ == "__main__":
