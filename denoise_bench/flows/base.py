@@ -69,13 +69,23 @@ class FlowSequence(InvertibleLayer):
         return self
 
     def forward(self, x):
+        return self.forward_through(self.layers, x)
+
+    def inverse(self, y):
+        return self.inverse_through(self.layers, y)
+
+    @staticmethod
+    def forward_through(layers: Iterable[InvertibleLayer], x):
+        """``layers`` applied in order (a part of a flow): (output, summed log-dets)."""
         logdet = x.new_zeros(x.shape[0])
-        for layer in self.layers:
+        for layer in layers:
             x, ld = layer(x)
             logdet = logdet + ld
         return x, logdet
 
-    def inverse(self, y):
-        for layer in reversed(self.layers):
+    @staticmethod
+    def inverse_through(layers, y):
+        """The inverse of ``forward_through(layers, ·)``: ``layers`` inverted last to first."""
+        for layer in reversed(layers):
             y = layer.inverse(y)
         return y

@@ -100,23 +100,16 @@ class FDNNet(FlowSequence):
         last = self.layers[-1]
         if last_scale_shift is None or not isinstance(last, DenseAffineCoupling) or n_clean < last.split_len:
             return super().inverse(zc)
-        x = last.inverse_with_scale_shift(zc, *last_scale_shift)
-        for layer in reversed(self.layers[:-1]):
-            x = layer.inverse(x)
-        return x
+        return self.inverse_through(self.layers[:-1], last.inverse_with_scale_shift(zc, *last_scale_shift))
 
     def nll_and_restore(self, y: torch.Tensor, n_clean: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(L_dis per sample as ``nll_per_dim``, f⁻¹([z_C, 0])): FDN's training pass, with the last
         coupling's g2/g3 output shared between the two directions (``restore``)."""
-        x = to_conv_layout(y, self)
         last = self.layers[-1]
         if not isinstance(last, DenseAffineCoupling):
             nll, z = self.nll_per_dim(y)
             return nll, self.restore(z, n_clean)
-        logdet = x.new_zeros(x.shape[0])
-        for layer in self.layers[:-1]:
-            x, ld = layer(x)
-            logdet = logdet + ld
+        x, logdet = self.forward_through(self.layers[:-1], to_conv_layout(y, self))
         z, ld, scale_shift = last.forward_with_scale_shift(x)
         logdet = logdet + ld
         return _nll_per_dim(z, logdet, y[0].numel()), self.restore(z, n_clean, scale_shift)
