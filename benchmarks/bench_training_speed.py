@@ -67,8 +67,9 @@ def smallest_input(name: str) -> tuple[int, int]:
     per-call cost (dispatch, autograd, oneDNN's setup of each convolution), which no arithmetic saving
     removes."""
     kind, over, _, _, _ = MODELS[name]
-    levels = over.get("flow_blocks") or over.get("levels") or 2
-    return 4, 2 ** int(levels) if kind != "dncnn" else 4
+    levels = {"fdn": over.get("flow_blocks"), "glow": over.get("levels"), "map": over.get("levels"),
+              "flow_prior": 3}.get(kind)  # flow_prior: the worker's Glow prior has 3 levels; dncnn: none
+    return 4, (2 ** int(levels) if levels else 4)
 
 
 def worker(name: str, steps: int, threads: int, smallest: bool = False) -> dict:
