@@ -61,6 +61,7 @@ def test_key_ignores_evaluation_only_settings(change, tmp_path, monkeypatch):
     ["seed=1"], ["data.patch_size=32"], ["data.limit.train=3"], ["data.channels=3"],  # seed, training data
     ["noise.clip=true"],  # training noise
     ["trainer.gradient_clip_val=0.5"], ["trainer.precision=64-true"],
+    ["trainer.ema_decay=0.999"],  # the stored model is the moving average of the weights
     ["trainer.devices=2", "trainer.strategy=ddp"],  # world size: each rank draws its own batch
 ])
 def test_key_changes_with_what_determines_the_model(change, tmp_path, monkeypatch):

@@ -43,10 +43,10 @@ def test_a_failing_cell_is_recorded_and_the_sweep_goes_on_to_its_table_and_a_non
     assert again.returncode != 0 and "0 done, 2 skipped, 1 failed" in again.stdout
 
 
-def _train_cmd(out: Path, art: Path, steps: int) -> list[str]:
+def _train_cmd(out: Path, art: Path, steps: int, *extra: str) -> list[str]:
     return [sys.executable, str(REPO / "run.py"), "method=dncnn", "sigma=25", "scale=smoke", *QUIET,
             f"method.train_steps={steps}", "trainer.run.checkpoint_every=5", f"hydra.run.dir={out}",
-            f"paths.artifacts={art}", "data.limit.val=0"]
+            f"paths.artifacts={art}", "data.limit.val=0", *extra]
 
 
 def _model(art: Path) -> dict:
@@ -54,14 +54,16 @@ def _model(art: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def test_sigterm_during_training_checkpoints_and_a_rerun_resumes_to_the_uninterrupted_model(tmp_path):
+@pytest.mark.parametrize("extra", [[], ["trainer.ema_decay=0.9"]], ids=["last weights", "moving average"])
+def test_sigterm_during_training_checkpoints_and_a_rerun_resumes_to_the_uninterrupted_model(extra, tmp_path):
+    """With trainer.ema_decay the checkpoint carries the average too: the resumed average equals the straight one."""
     steps = 400
-    straight = subprocess.run(_train_cmd(tmp_path / "a", tmp_path / "art_a", steps), cwd=REPO, env=env(),
+    straight = subprocess.run(_train_cmd(tmp_path / "a", tmp_path / "art_a", steps, *extra), cwd=REPO, env=env(),
                               capture_output=True, text=True, timeout=600)
     assert straight.returncode == 0, straight.stderr[-2000:]
 
     art = tmp_path / "art_b"
-    proc = subprocess.Popen(_train_cmd(tmp_path / "b", art, steps), cwd=REPO, env=env(),
+    proc = subprocess.Popen(_train_cmd(tmp_path / "b", art, steps, *extra), cwd=REPO, env=env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while not list(art.glob(".partial-dncnn-*/last.ckpt")) and time.time() < deadline:
@@ -75,7 +77,7 @@ def test_sigterm_during_training_checkpoints_and_a_rerun_resumes_to_the_uninterr
     stopped_at = torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"]
     assert 0 < stopped_at < steps
 
-    resumed = subprocess.run(_train_cmd(tmp_path / "b", art, steps), cwd=REPO, env=env(),
+    resumed = subprocess.run(_train_cmd(tmp_path / "b", art, steps, *extra), cwd=REPO, env=env(),
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resuming dncnn from step {stopped_at}" in resumed.stdout

@@ -6,6 +6,10 @@ by SIGTERM (Lightning turns SIGTERM into ``SIGTERMException`` at the next batch 
 ``on_exception``). A failing step (NaN loss) leaves the last checkpoint as it was: the last good one.
 Writes go through a temp file and a rename, so a kill mid-write leaves the previous checkpoint.
 
+``weight_average(d)`` (``trainer.ema_decay``) keeps an exponential moving average of the weights beside
+the trained ones (Lightning's ``WeightAveraging`` with PyTorch's EMA update): validations (so the curve), the test and the stored
+model use the average, and Lightning's checkpoint carries both, so a resumed training continues it.
+
 ``CurveRecorder`` appends (step, training seconds, training loss, validation PSNR) to ``curve.csv``
 at regular intervals; its rows and the seconds already spent travel in the checkpoint, so a resumed
 training continues its curve instead of restarting it.
@@ -50,6 +54,18 @@ class Checkpointer(L.Callback):
     def on_exception(self, trainer, pl_module, exception) -> None:
         if isinstance(exception, (SIGTERMException, KeyboardInterrupt)) and trainer.global_step != self.saved_step:
             self.save(trainer)  # the step in hand finished cleanly: keep it
+
+
+def weight_average(decay: float) -> L.Callback:
+    """θ_ema ← d·θ_ema + (1 − d)·θ after every optimiser step, parameters and buffers (one fused lerp)."""
+    from lightning.pytorch.callbacks import WeightAveraging
+    from torch.optim.swa_utils import get_ema_multi_avg_fn
+
+    from denoise_bench.errors import ConfigError
+
+    if not 0.0 < decay < 1.0:
+        raise ConfigError(f"trainer.ema_decay={decay}: expected a decay in (0, 1), e.g. 0.999, or null for none")
+    return WeightAveraging(multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 class CurveRecorder(L.Callback):

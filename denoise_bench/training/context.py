@@ -23,13 +23,14 @@ from omegaconf import DictConfig, OmegaConf
 from denoise_bench.errors import ConfigError, TrainingError
 from denoise_bench.identity import training_identity
 from denoise_bench.training import distributed
-from denoise_bench.training.callbacks import Checkpointer, CurveRecorder
+from denoise_bench.training.callbacks import Checkpointer, CurveRecorder, weight_average
 from denoise_bench.training.speed import channels_last
 
 
 def make_trainer(cfg: DictConfig, logger=False, max_steps: int = -1, inference_mode: bool = True,
                  callbacks: list | None = None, **overrides):
-    """A Lightning Trainer from ``cfg.trainer`` (its ``run`` section included); ``budget_minutes`` -> ``max_time``."""
+    """A Lightning Trainer from ``cfg.trainer`` (its ``run`` section included); ``budget_minutes`` -> ``max_time``,
+    ``ema_decay`` -> an averaged copy of the weights (``callbacks.weight_average``)."""
     import lightning as L
 
     t = OmegaConf.to_container(cfg.trainer, resolve=True)
@@ -37,12 +38,15 @@ def make_trainer(cfg: DictConfig, logger=False, max_steps: int = -1, inference_m
     run = t.pop("run", None) or {}
     run.pop("checkpoint_every", None)
     budget = t.pop("budget_minutes", None)
+    ema_decay = t.pop("ema_decay", None)
     t.update(run)
     t.update(overrides)
     t.setdefault("use_distributed_sampler", False)  # under DDP our loaders shard themselves
     if budget and max_steps > 0:
         t["max_time"] = {"minutes": float(budget)}
     t["callbacks"] = list(t.get("callbacks") or []) + distributed.callbacks() + list(callbacks or [])
+    if ema_decay is not None and max_steps > 0:
+        t["callbacks"].append(weight_average(float(ema_decay)))
     return L.Trainer(
         logger=logger,
         max_steps=max_steps,
