@@ -24,7 +24,11 @@ import time
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.callbacks import WeightAveraging
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torch.optim.swa_utils import get_ema_multi_avg_fn
+
+from denoise_bench.errors import ConfigError
 
 CURVE_COLUMNS = ("step", "seconds", "train_loss", "val_psnr")
 
@@ -58,11 +62,6 @@ class Checkpointer(L.Callback):
 
 def weight_average(decay: float) -> L.Callback:
     """θ_ema ← d·θ_ema + (1 − d)·θ after every optimiser step, parameters and buffers (one fused lerp)."""
-    from lightning.pytorch.callbacks import WeightAveraging
-    from torch.optim.swa_utils import get_ema_multi_avg_fn
-
-    from denoise_bench.errors import ConfigError
-
     if not 0.0 < decay < 1.0:
         raise ConfigError(f"trainer.ema_decay={decay}: expected a decay in (0, 1), e.g. 0.999, or null for none")
     return WeightAveraging(multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
