@@ -7,7 +7,8 @@
 #   ROOT=../shared/data/CelebA_subset bash benchmarks/budget_pilot.sh
 # STAGE=fdn_lr (with PILOT_MINUTES=15): the second stage, FDN's learning rate for the chosen network (the first
 # stage kept the paper's 2e-4, which is set for 200k+ steps, while the budget allows ~10k), and the moving
-# average of the weights (trainer.ema_decay) at the rate the pilot picks.
+# average of the weights (trainer.ema_decay) at lr 5e-4 (both 5e-4 runs are in one stage, so it cannot wait for
+# the choice).
 set -u
 STAGE=${STAGE:-models}
 ROOT=${ROOT:-../shared/data/CelebA_subset}
